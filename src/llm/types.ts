@@ -2,16 +2,9 @@
  * The one narrow interface every LLM backend implements (OpenAI-compatible HTTP, node-llama-cpp GGUF, the built-in
  * model). Callers never branch on the backend. Token ids are kept end to end.
  */
+import type { Tokenizer } from "../util/types.js";
 
-export interface Tokenizer {
-  /** Encode raw text (no BOS/EOS added). */
-  encode(text: string): number[];
-  decode(ids: readonly number[]): string;
-  readonly vocabSize: number;
-  readonly bosTokenId: number | null;
-  /** Ids that end generation (EOS, end-of-turn...). */
-  readonly eosTokenIds: readonly number[];
-}
+export type { Tokenizer };
 
 export interface SamplingParams {
   /** 0 = greedy. */

@@ -16,3 +16,14 @@ export interface Passage {
    */
   raw?: string;
 }
+
+/** A tokenizer as every layer sees it (HF tokenizer.json loaders and our own BPE implement it). */
+export interface Tokenizer {
+  /** Encode raw text (no BOS/EOS added). */
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  /** Ids that end generation (EOS, end-of-turn...). */
+  readonly eosTokenIds: readonly number[];
+}

@@ -1,0 +1,2 @@
+// Public API of src/llm (re-exported by src/index.ts).
+export {};

@@ -1,0 +1,2 @@
+// Public API of src/protocol (re-exported by src/index.ts).
+export {};
