@@ -1,1 +1,4 @@
 export * from "./common.js";
+export * from "./agent-client.js";
+export * from "./agent.js";
+export * from "./reward.js";
