@@ -1,0 +1,201 @@
+/**
+ * Named training presets with the upstream hyper-parameters (R1-Searcher `scripts/*.sh` + OpenRLHF defaults;
+ * R1-Searcher++ paper values). A config names a preset and overrides fields — on a CPU that means at least the model,
+ * the data, the batch sizes and the step count. Presets never set paths.
+ */
+
+export const TRAIN_PRESETS: Record<string, Record<string, unknown>> = {
+  /** `scripts/qwen_reinforce_plus_train.sh`: Qwen2.5-7B base, RL-Zero, plain prompt, β = 0. */
+  "r1-searcher-qwen-zero": {
+    stage: "rl",
+    description: "R1-Searcher RL-Zero on a base model (Qwen2.5-7B): REINFORCE++-baseline, qwen_zero reward, beta 0",
+    seed: 42,
+    protocol: { name: "r1-searcher", variant: "train-base", chatTemplate: "none" },
+    retriever: { k: 3 },
+    reward: { preset: "r1-searcher-qwen" },
+    rollout: {
+      nSamplesPerPrompt: 16,
+      rolloutBatchSize: 64,
+      temperature: 1.0,
+      topP: 0.95,
+      maxTokensPerSegment: 512,
+      maxRetrievals: 8,
+    },
+    algorithm: {
+      advantageEstimator: "reinforce_baseline",
+      initKlCoef: 0.0,
+      klEstimator: "k1",
+      gamma: 1,
+      clipEps: 0.2,
+      rewardClip: [-10, 10],
+      lossAggregation: "seq-mean-token-mean",
+      trainBatchSize: 256,
+      microTrainBatchSize: 1,
+      maxEpochs: 1,
+    },
+    optim: {
+      lr: 2e-6,
+      betas: [0.9, 0.95],
+      weightDecay: 0,
+      maxGradNorm: 1.0,
+      schedule: "cosine_with_min_lr",
+      warmupRatio: 0,
+      minLrRatio: 0.1,
+    },
+    run: { numEpisodes: 10000, saveSteps: 20, maxCheckpoints: 3 },
+  },
+  /** `scripts/llama_reinforce_plus_train_stage1.sh`: Llama-3.1-8B-Instruct, "learn to retrieve", GRPO group_norm. */
+  "r1-searcher-llama-stage1": {
+    stage: "rl",
+    description:
+      "R1-Searcher stage 1 (learn to retrieve) on an instruct model: group_norm, llama_stage1 reward (the score, i.e. the first element of upstream's [score, 0]), beta 1e-4",
+    seed: 42,
+    protocol: { name: "r1-searcher", variant: "train-chat", chatTemplate: "llama3.1" },
+    retriever: { k: 3 },
+    reward: { preset: "r1-searcher-llama-stage1" },
+    rollout: {
+      nSamplesPerPrompt: 16,
+      rolloutBatchSize: 15,
+      temperature: 1.0,
+      topP: 0.95,
+      maxTokensPerSegment: 512,
+      maxRetrievals: 8,
+    },
+    algorithm: {
+      advantageEstimator: "group_norm",
+      initKlCoef: 1e-4,
+      klEstimator: "k1",
+      gamma: 1,
+      clipEps: 0.2,
+      rewardClip: [-10, 10],
+      lossAggregation: "seq-mean-token-mean",
+      trainBatchSize: 60,
+      microTrainBatchSize: 1,
+      maxEpochs: 1,
+    },
+    optim: {
+      lr: 2e-6,
+      betas: [0.9, 0.95],
+      weightDecay: 0,
+      maxGradNorm: 1.0,
+      schedule: "cosine_with_min_lr",
+      warmupRatio: 0,
+      minLrRatio: 0.1,
+    },
+    run: { numEpisodes: 10000, saveSteps: 10, maxCheckpoints: 2 },
+  },
+  /** `scripts/llama_reinforce_plus_train_stage2.sh`: from the stage-1 checkpoint, answer F1 reward. */
+  "r1-searcher-llama-stage2": {
+    stage: "rl",
+    description: "R1-Searcher stage 2 (learn to answer): REINFORCE++-baseline, llama_stage2 reward, beta 1e-4",
+    seed: 42,
+    protocol: { name: "r1-searcher", variant: "train-chat", chatTemplate: "llama3.1" },
+    retriever: { k: 3 },
+    reward: { preset: "r1-searcher-llama-stage2" },
+    rollout: {
+      nSamplesPerPrompt: 16,
+      rolloutBatchSize: 65,
+      temperature: 1.0,
+      topP: 0.95,
+      maxTokensPerSegment: 512,
+      maxRetrievals: 8,
+    },
+    algorithm: {
+      advantageEstimator: "reinforce_baseline",
+      initKlCoef: 1e-4,
+      klEstimator: "k1",
+      gamma: 1,
+      clipEps: 0.2,
+      rewardClip: [-10, 10],
+      lossAggregation: "seq-mean-token-mean",
+      trainBatchSize: 260,
+      microTrainBatchSize: 1,
+      maxEpochs: 1,
+    },
+    optim: {
+      lr: 2e-6,
+      betas: [0.9, 0.95],
+      weightDecay: 0,
+      maxGradNorm: 1.0,
+      schedule: "cosine_with_min_lr",
+      warmupRatio: 0,
+      minLrRatio: 0.1,
+    },
+    run: { numEpisodes: 10000, saveSteps: 20, maxCheckpoints: 4 },
+  },
+  /**
+   * R1-Searcher++ RL stage (paper values; [R] choices D7/D8 in docs/training.md): plain REINFORCE++ with global masked
+   * whitening, group reward, β = 1e-4, one policy update per rollout batch (1024/1024), memorization μ = 0.1.
+   */
+  "r1-searcher-plus-rl": {
+    stage: "rl",
+    description:
+      "R1-Searcher++ RL: REINFORCE++ (global masked whitening), group reward, beta 1e-4, memorization loss mu 0.1",
+    seed: 42,
+    protocol: { name: "r1-searcher-plus", variant: "train-chat", chatTemplate: "qwen2.5" },
+    retriever: { k: 3 },
+    reward: { preset: "r1-searcher-plus" },
+    rollout: {
+      nSamplesPerPrompt: 16,
+      rolloutBatchSize: 64,
+      temperature: 1.0,
+      topP: 0.95,
+      maxTokensPerSegment: 512,
+      maxRetrievals: 8,
+    },
+    algorithm: {
+      advantageEstimator: "reinforce",
+      initKlCoef: 1e-4,
+      klEstimator: "k1",
+      gamma: 1,
+      clipEps: 0.2,
+      rewardClip: [-10, 10],
+      lossAggregation: "seq-mean-token-mean",
+      trainBatchSize: 1024,
+      microTrainBatchSize: 1,
+      maxEpochs: 1,
+    },
+    optim: {
+      lr: 2e-6,
+      betas: [0.9, 0.95],
+      weightDecay: 0,
+      maxGradNorm: 1.0,
+      schedule: "cosine_with_min_lr",
+      warmupRatio: 0,
+      minLrRatio: 0.1,
+    },
+    run: { numEpisodes: 1, saveSteps: 20, maxCheckpoints: 3 },
+    memorization: {
+      enabled: true,
+      coef: 0.1,
+      rewriter: { kind: "template", select: "query+answer" },
+      requireRetrieval: true,
+      recheck: true,
+      maxAnswerWords: 10,
+    },
+  },
+  /** R1-Searcher++ SFT cold start: 6 epochs, batch 64, lr 2e-5, retrieved documents masked. */
+  "r1-searcher-plus-sft": {
+    stage: "sft",
+    description:
+      "R1-Searcher++ SFT cold start on rejection-sampled trajectories: 6 epochs, batch 64, lr 2e-5, documents masked",
+    seed: 42,
+    protocol: { name: "r1-searcher-plus", variant: "train-chat", chatTemplate: "qwen2.5" },
+    mask: "environment",
+    epochs: 6,
+    batchSize: 64,
+    lossAggregation: "token-mean",
+    optim: {
+      lr: 2e-5,
+      betas: [0.9, 0.95],
+      weightDecay: 0,
+      maxGradNorm: 1.0,
+      schedule: "cosine_with_min_lr",
+      warmupRatio: 0.03,
+      minLrRatio: 0.1,
+    },
+    run: { numEpisodes: 1, saveSteps: 0, maxCheckpoints: 3 },
+  },
+};
+
+export const TRAIN_PRESET_NAMES: readonly string[] = Object.keys(TRAIN_PRESETS);
