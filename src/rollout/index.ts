@@ -1,2 +1,21 @@
 // Public API of src/rollout (re-exported by src/index.ts).
-export {};
+export {
+  RolloutEngine,
+  ROLLOUT_DEFAULTS,
+  UPSTREAM_UNKNOWN_ANSWER,
+  createRolloutEngine,
+  defaultRolloutConcurrency,
+  runRollouts,
+  runTrajectory,
+  stopOverhang,
+  upstreamPredAnswer,
+  type RolloutBatchingOptions,
+  type RolloutEngineOptions,
+  type RolloutItem,
+  type RolloutLimits,
+  type RolloutRetryOptions,
+  type RunOneOptions,
+  type RunRolloutsOptions,
+} from "./engine.js";
+export { MicroBatcher, type MicroBatcherOptions } from "./batcher.js";
+export { encodeResponseWithMask, encodeWithSpans, maskFromSpans, type TokensWithMask } from "./mask.js";

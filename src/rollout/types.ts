@@ -58,12 +58,25 @@ export interface Trajectory {
   warnings: string[];
 }
 
-/** Events in the order they happen; the agent server forwards them as SSE. */
+/**
+ * Events in the order they happen; the agent server forwards them as SSE. `text` deltas carry what the policy generated
+ * (including a matched stop string); `documents.observation` carries what the environment inserted, so the deltas and
+ * observations concatenated in order equal `Trajectory.responseText`.
+ */
 export type RolloutEvent =
   | { type: "start"; id: string; question: string; prompt: string }
   | { type: "text"; id: string; delta: string }
   | { type: "query"; id: string; index: number; query: string }
-  | { type: "documents"; id: string; index: number; query: string; passages: Passage[]; latencyMs: number }
+  | {
+      type: "documents";
+      id: string;
+      index: number;
+      query: string;
+      passages: Passage[];
+      latencyMs: number;
+      /** The exact text inserted into the response (the protocol's observation, minus any sampled overlap). */
+      observation?: string;
+    }
   | { type: "internal"; id: string; text: string }
   | { type: "answer"; id: string; text: string }
   | { type: "done"; id: string; trajectory: Trajectory }
