@@ -1,0 +1,160 @@
+/**
+ * The passage store of an index directory: every passage's id, title, text and raw upstream line, addressed by row
+ * number (0-based, corpus order).
+ *
+ * Files:
+ * - `passages.jsonl`: one JSON array per row, `[id, title, text]` or `[id, title, text, raw]` (raw only when it differs
+ *   from the rebuilt `{id}\t{title}   {text}` form).
+ * - `passages.offsets`: little-endian float64 byte offsets of every row start plus the file end (N + 1 numbers).
+ *
+ * Reads are positioned reads of single rows (constant memory); stores up to `memoryLimitBytes` are loaded whole.
+ */
+import { closeSync, createWriteStream, openSync, readSync, fstatSync, readFileSync, type WriteStream } from "node:fs";
+import path from "node:path";
+import type { Passage } from "../util/types.js";
+
+export const STORE_DATA_FILE = "passages.jsonl";
+export const STORE_OFFSETS_FILE = "passages.offsets";
+
+function defaultRaw(p: Passage): string {
+  return `${p.id}\t${p.title}   ${p.text}`;
+}
+
+/** Streaming writer for a passage store (used inside an index build's temporary directory). */
+export class PassageStoreWriter {
+  private data: WriteStream;
+  private offs: WriteStream;
+  private offChunk = new Float64Array(65536);
+  private offFill = 0;
+  private rows = 0;
+  private pos = 0;
+  private buf: string[] = [];
+  private bufBytes = 0;
+  private error: Error | null = null;
+
+  constructor(readonly dir: string) {
+    this.data = createWriteStream(path.join(dir, STORE_DATA_FILE), { highWaterMark: 1 << 20 });
+    this.data.on("error", (err) => (this.error = err));
+    this.offs = createWriteStream(path.join(dir, STORE_OFFSETS_FILE), { highWaterMark: 1 << 20 });
+    this.offs.on("error", (err) => (this.error = err));
+    this.pushOffset(0);
+  }
+
+  get count(): number {
+    return this.rows;
+  }
+
+  private pushOffset(v: number): void {
+    this.offChunk[this.offFill++] = v;
+    if (this.offFill === this.offChunk.length) this.flushOffsets();
+  }
+
+  private flushOffsets(): void {
+    if (this.offFill === 0) return;
+    this.offs.write(Buffer.from(this.offChunk.buffer.slice(0, this.offFill * 8)));
+    this.offFill = 0;
+  }
+
+  /** Append one passage; resolves once buffered data is accepted by the file stream (backpressure). */
+  async add(p: Passage): Promise<number> {
+    if (this.error) throw this.error;
+    const row: string[] = [p.id, p.title, p.text];
+    if (p.raw !== undefined && p.raw !== defaultRaw(p)) row.push(p.raw);
+    const line = JSON.stringify(row) + "\n";
+    const bytes = Buffer.byteLength(line);
+    this.pos += bytes;
+    this.pushOffset(this.pos);
+    this.buf.push(line);
+    this.bufBytes += bytes;
+    if (this.bufBytes >= 1 << 20) await this.flush();
+    return this.rows++;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.buf.length === 0) return;
+    const s = this.buf.join("");
+    this.buf = [];
+    this.bufBytes = 0;
+    if (!this.data.write(s)) await new Promise<void>((resolve) => this.data.once("drain", () => resolve()));
+    if (this.error) throw this.error;
+  }
+
+  async close(): Promise<number> {
+    await this.flush();
+    await new Promise<void>((resolve, reject) =>
+      this.data.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    if (this.error) throw this.error;
+    this.flushOffsets();
+    await new Promise<void>((resolve, reject) =>
+      this.offs.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    if (this.error) throw this.error;
+    return this.count;
+  }
+}
+
+export interface PassageStoreOptions {
+  /** Load the whole data file into memory when it is at most this many bytes (default 256 MiB). */
+  memoryLimitBytes?: number;
+}
+
+/** Random access to the passages of an index directory. */
+export class PassageStore {
+  private constructor(
+    private readonly offsets: Float64Array,
+    private readonly data: Buffer | null,
+    private fd: number | null,
+  ) {}
+
+  static open(dir: string, opts: PassageStoreOptions = {}): PassageStore {
+    const offBuf = readFileSync(path.join(dir, STORE_OFFSETS_FILE));
+    if (offBuf.byteLength % 8 !== 0 || offBuf.byteLength < 8)
+      throw new Error(`${dir}/${STORE_OFFSETS_FILE}: corrupt (size ${offBuf.byteLength})`);
+    const offsets = new Float64Array(offBuf.buffer.slice(offBuf.byteOffset, offBuf.byteOffset + offBuf.byteLength));
+    const file = path.join(dir, STORE_DATA_FILE);
+    const fd = openSync(file, "r");
+    const size = fstatSync(fd).size;
+    if (size !== offsets[offsets.length - 1]) {
+      closeSync(fd);
+      throw new Error(
+        `${file}: size ${size} does not match its offsets file (${offsets[offsets.length - 1]}); rebuild the index`,
+      );
+    }
+    if (size <= (opts.memoryLimitBytes ?? 256 * 1024 * 1024)) {
+      const data = readFileSync(file);
+      closeSync(fd);
+      return new PassageStore(offsets, data, null);
+    }
+    return new PassageStore(offsets, null, fd);
+  }
+
+  get size(): number {
+    return this.offsets.length - 1;
+  }
+
+  private bytes(row: number): Buffer {
+    const start = this.offsets[row];
+    const end = this.offsets[row + 1];
+    if (this.data) return this.data.subarray(start, end - 1);
+    if (this.fd === null) throw new Error("passage store is closed");
+    const b = Buffer.allocUnsafe(end - start - 1);
+    readSync(this.fd, b, 0, b.length, start);
+    return b;
+  }
+
+  /** The passage at a row (0-based); throws on an out-of-range row. */
+  get(row: number): Passage {
+    if (!Number.isInteger(row) || row < 0 || row >= this.size)
+      throw new RangeError(`passage row ${row} out of range [0, ${this.size})`);
+    const arr = JSON.parse(this.bytes(row).toString("utf8")) as string[];
+    const p: Passage = { id: arr[0], title: arr[1], text: arr[2] };
+    p.raw = arr.length > 3 ? arr[3] : defaultRaw(p);
+    return p;
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
