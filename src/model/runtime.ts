@@ -1,0 +1,288 @@
+/**
+ * The compute runtime under the built-in model: the WebAssembly module of @tensorflow/tfjs-backend-wasm (XNNPACK
+ * kernels compiled with SIMD), driven directly.
+ *
+ * Why not the tfjs tensor API: on this engine only the plain 2-D, non-transposed matmul reaches the XNNPACK fast path
+ * (~30 GFLOP/s here); transposed/batched matmuls fall to a scalar loop (~2 GFLOP/s), `gather` has no gradient, and the
+ * per-op cost of the tensor engine (tensor objects, kernel registry, tape, per-head slice/stack copies) dominates the
+ * small models this project trains. So the model keeps its own buffers in the module's heap, calls the compiled
+ * `BatchMatMul` kernel on views of them (zero-copy slices: a tensor id may point anywhere in the heap), and does the
+ * elementwise work in plain loops over heap views. The tfjs backend is still initialised through tfjs-core
+ * (`setBackend("wasm")`) for the single-threaded build; the multi-threaded SIMD build (which tfjs cannot start under
+ * Node, see docs/model.md) is instantiated here directly when more than one thread is asked for.
+ *
+ * Internal API of tfjs-backend-wasm 4.22 used here: `register_tensor(id, size, ptr)`, `dispose_data(id)`,
+ * `BatchMatMul(aId, aShapePtr, aRank, bId, bShapePtr, bRank, transA, transB, outId)`, `Softmax(xId, outId, channels,
+ * batch)`, `_malloc`/`_free`. XNNPACK caches a packed copy of the right-hand matrix keyed by its tensor id; an id must
+ * therefore be disposed (which drops that cache) before the memory behind it changes.
+ */
+import { createRequire } from "node:module";
+import { createHash } from "node:crypto";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type SimdKernels, simdKernels } from "./simd.js";
+
+/** The subset of the Emscripten module of tfjs-backend-wasm that the runtime calls. */
+interface WasmModule {
+  HEAPU8: Uint8Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  _register_tensor(id: number, size: number, ptr: number): void;
+  _dispose_data(id: number): void;
+  _BatchMatMul(
+    aId: number,
+    aShape: number,
+    aRank: number,
+    bId: number,
+    bShape: number,
+    bRank: number,
+    transA: number,
+    transB: number,
+    outId: number,
+  ): void;
+  _Softmax(xId: number, outId: number, channels: number, batch: number): void;
+  wasmMemory?: WebAssembly.Memory;
+  asm?: { memory?: WebAssembly.Memory };
+}
+
+export interface RuntimeOptions {
+  /**
+   * XNNPACK threads. 1 (default): the single-threaded SIMD build, started through tfjs-core. >1: the multi-threaded
+   * SIMD build, started here (worker threads with shared memory); only large matmuls get faster. The environment
+   * variable `SEARCHRL_WASM_THREADS` overrides the default.
+   */
+  threads?: number;
+}
+
+/** Ids handed to the kernel registry start far above the ids tfjs-core itself hands out (1, 2, 3, ...). */
+const FIRST_ID = 1 << 30;
+
+/**
+ * A handle to the WebAssembly heap: allocation, typed views, and the kernels. Views returned by {@link f32} are
+ * invalidated whenever the heap grows (any allocation may grow it): fetch them again after allocating.
+ */
+export class WasmRuntime {
+  private nextId = FIRST_ID;
+  private readonly shapePtr: number;
+  private heapBuf: ArrayBufferLike | null = null;
+  private heapF32: Float32Array = new Float32Array(0);
+  private heapI32: Int32Array = new Int32Array(0);
+  /** Milliseconds spent inside matmul kernels (profiling; reset freely). */
+  matmulMs = 0;
+  /** FLOPs issued to matmul kernels (profiling; reset freely). */
+  matmulFlops = 0;
+  /** Set to true to collect {@link matmulMs}. */
+  profile = false;
+
+  constructor(
+    private readonly M: WasmModule,
+    readonly threads: number,
+  ) {
+    this.shapePtr = this.malloc(64);
+  }
+
+  private simdCache: SimdKernels | null | undefined;
+  /** Hand-written SIMD kernels on this heap (simd.ts), or null when unavailable. */
+  get simd(): SimdKernels | null {
+    if (this.simdCache === undefined) this.simdCache = simdKernels(this.memory());
+    return this.simdCache;
+  }
+
+  private memory(): WebAssembly.Memory {
+    const mem = this.M.wasmMemory ?? this.M.asm?.memory;
+    if (!mem) throw new Error("tfjs-backend-wasm module exposes no memory");
+    return mem;
+  }
+
+  private refresh(): void {
+    const buf = this.memory().buffer;
+    if (buf !== this.heapBuf) {
+      this.heapBuf = buf;
+      this.heapF32 = new Float32Array(buf);
+      this.heapI32 = new Int32Array(buf);
+    }
+  }
+
+  /** The whole heap as float32 (index = byte pointer >> 2). Re-fetch after any allocation. */
+  f32(): Float32Array {
+    this.refresh();
+    return this.heapF32;
+  }
+
+  /** The whole heap as int32 (index = byte pointer >> 2). Re-fetch after any allocation. */
+  i32(): Int32Array {
+    this.refresh();
+    return this.heapI32;
+  }
+
+  /** A float32 view of `n` elements at byte pointer `ptr` (invalidated by heap growth). */
+  view(ptr: number, n: number): Float32Array {
+    this.refresh();
+    return new Float32Array(this.heapBuf as ArrayBuffer, ptr, n);
+  }
+
+  /** Allocate `bytes` bytes (16-byte aligned); returns the byte pointer. */
+  malloc(bytes: number): number {
+    const p = this.M._malloc(Math.max(16, bytes)) >>> 0;
+    if (p === 0) throw new Error(`wasm heap exhausted allocating ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+    return p;
+  }
+
+  /** Allocate `n` float32 elements (uninitialised). */
+  allocF32(n: number): number {
+    return this.malloc(n * 4);
+  }
+
+  free(ptr: number): void {
+    if (ptr) this.M._free(ptr);
+  }
+
+  /** Register `size` float32 elements at `ptr` under a fresh kernel id. */
+  register(ptr: number, size: number): number {
+    const id = this.nextId++;
+    if (this.nextId > 0x7ffffff0) this.nextId = FIRST_ID;
+    this.M._register_tensor(id, size, ptr);
+    return id;
+  }
+
+  /** Drop a kernel id (and any packed-weights cache XNNPACK keeps for it). */
+  unregister(id: number): void {
+    this.M._dispose_data(id);
+  }
+
+  /**
+   * out[m,n] = a[m,k] @ b[k,n] (row-major, all float32) through XNNPACK. `bId` is a registered id for b (the matrix
+   * XNNPACK packs and caches under that id; pass a stable id for weights, or use {@link matmulPtr} for temporaries).
+   */
+  matmulId(aPtr: number, bId: number, outPtr: number, m: number, k: number, n: number): void {
+    if (m === 0 || n === 0) return;
+    const t0 = this.profile ? performance.now() : 0;
+    const aId = this.register(aPtr, m * k);
+    const oId = this.register(outPtr, m * n);
+    const s = this.i32();
+    const sp = this.shapePtr >> 2;
+    s[sp] = 1;
+    s[sp + 1] = m;
+    s[sp + 2] = k;
+    s[sp + 3] = 1;
+    s[sp + 4] = k;
+    s[sp + 5] = n;
+    this.M._BatchMatMul(aId, this.shapePtr, 3, bId, this.shapePtr + 12, 3, 0, 0, oId);
+    this.unregister(aId);
+    this.unregister(oId);
+    if (this.profile) {
+      this.matmulMs += performance.now() - t0;
+      this.matmulFlops += 2 * m * k * n;
+    }
+  }
+
+  /** out[m,n] = a[m,k] @ b[k,n] where b is a temporary (registered for this call only). */
+  matmulPtr(aPtr: number, bPtr: number, outPtr: number, m: number, k: number, n: number): void {
+    if (m === 0 || n === 0) return;
+    if (k === 0) {
+      this.view(outPtr, m * n).fill(0);
+      return;
+    }
+    const bId = this.register(bPtr, k * n);
+    this.matmulId(aPtr, bId, outPtr, m, k, n);
+    this.unregister(bId);
+  }
+
+  /** Row softmax through XNNPACK: out[r, :] = softmax(x[r, :]) for `rows` rows of `cols` columns. */
+  softmaxRows(xPtr: number, outPtr: number, rows: number, cols: number): void {
+    if (rows === 0) return;
+    const xId = this.register(xPtr, rows * cols);
+    const oId = this.register(outPtr, rows * cols);
+    this.M._Softmax(xId, oId, cols, rows);
+    this.unregister(xId);
+    this.unregister(oId);
+  }
+}
+
+let single: Promise<WasmRuntime> | null = null;
+let threaded: Promise<WasmRuntime> | null = null;
+
+function defaultThreads(): number {
+  const env = process.env.SEARCHRL_WASM_THREADS;
+  if (env && /^\d+$/.test(env)) return Math.max(1, Number(env));
+  return 1;
+}
+
+/**
+ * The shared runtime of this thread (created on first call). `threads` > 1 selects the multi-threaded build; the
+ * single- and multi-threaded runtimes are separate heaps, so a model lives in exactly one of them.
+ */
+export function getRuntime(opts: RuntimeOptions = {}): Promise<WasmRuntime> {
+  const threads = Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
+  if (threads === 1) {
+    single ??= initSingle();
+    return single;
+  }
+  threaded ??= initThreaded(threads);
+  return threaded;
+}
+
+async function initSingle(): Promise<WasmRuntime> {
+  const tf = await import("@tensorflow/tfjs-core");
+  await import("@tensorflow/tfjs-backend-wasm");
+  // Quiet the "platform node has already been set" style warnings of repeated imports.
+  if (tf.getBackend() !== "wasm") {
+    const ok = await tf.setBackend("wasm");
+    if (!ok) throw new Error("tfjs wasm backend failed to initialise");
+  }
+  await tf.ready();
+  const backend = tf.backend() as unknown as { wasm?: WasmModule };
+  if (!backend.wasm) throw new Error("tfjs backend is not the wasm backend");
+  return new WasmRuntime(backend.wasm, 1);
+}
+
+async function initThreaded(threads: number): Promise<WasmRuntime> {
+  const require = createRequire(import.meta.url);
+  const dir = path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "wasm-out");
+  const factory = require(path.join(dir, "tfjs-backend-wasm-threaded-simd.js")) as (cfg: object) => Promise<WasmModule>;
+  const { wasmWorkerContents } = require(path.join(dir, "tfjs-backend-wasm-threaded-simd.worker.js")) as {
+    wasmWorkerContents: string;
+  };
+  // tfjs hands Emscripten a blob: URL for the pthread worker, which Node's Worker cannot load; write the same script
+  // to a real file instead (newlines inside its string literals must stay escaped, as tfjs does for the blob).
+  // Named by content hash: written once per machine and tfjs version, reused afterwards (no per-process leftovers).
+  const script = wasmWorkerContents.replace(/\n/g, "\\n");
+  const hash = createHash("sha256").update(script).digest("hex").slice(0, 16);
+  const workerFile = path.join(os.tmpdir(), `searchrl-tfjs-wasm-worker-${hash}.cjs`);
+  if (!existsSync(workerFile)) {
+    const tmp = `${workerFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, script);
+    renameSync(tmp, workerFile);
+  }
+  // The module sizes its thread pool as min(requested, logicalCores / 2) at start-up; report enough cores.
+  const osMod = require("node:os") as { cpus: () => os.CpuInfo[] };
+  const origCpus = osMod.cpus;
+  osMod.cpus = () => {
+    const c = origCpus();
+    const out: os.CpuInfo[] = [];
+    while (out.length < 2 * threads) out.push(...c);
+    return out.slice(0, Math.max(2 * threads, c.length));
+  };
+  let M: WasmModule;
+  try {
+    M = await factory({
+      locateFile: (p: string, prefix: string) =>
+        p.endsWith(".worker.js")
+          ? workerFile
+          : p.endsWith(".wasm")
+            ? path.join(dir, "tfjs-backend-wasm-threaded-simd.wasm")
+            : prefix + p,
+      mainScriptUrlOrBlob: path.join(dir, "tfjs-backend-wasm-threaded-simd.js"),
+    });
+  } finally {
+    osMod.cpus = origCpus;
+  }
+  const init = (M as unknown as { cwrap: (n: string, r: null, a: string[]) => (x: number) => void }).cwrap(
+    "init_with_threads_count",
+    null,
+    ["number"],
+  );
+  init(threads);
+  return new WasmRuntime(M, threads);
+}

@@ -1,0 +1,746 @@
+/**
+ * A few hand-written WebAssembly SIMD kernels that work directly on the tfjs-wasm heap (they import the same
+ * WebAssembly.Memory), for the hot loops XNNPACK has no kernel for: single-query attention over a KV cache (decoding)
+ * and SwiGLU forward/backward (exp-heavy). The module is assembled here from opcodes (no toolchain, no binary in the
+ * repository); `exp` is a vectorised range-reduction + degree-6 polynomial (relative error ~2e-7).
+ *
+ * All pointers are BYTE offsets into the heap; all float counts that are vectorised must be multiples of 4 (callers
+ * check and fall back to the JS kernels otherwise).
+ */
+
+// ---- a tiny assembler ------------------------------------------------------------------------------------------
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+function uleb(n: number, out: number[]): void {
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+}
+function sleb(n: number, out: number[]): void {
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return;
+    }
+    out.push(b | 0x80);
+  }
+}
+const f32buf = new Float32Array(1);
+const f32bytes = new Uint8Array(f32buf.buffer);
+
+/** Function body builder: locals are numbered after the params. */
+class Fn {
+  readonly code: number[] = [];
+  readonly locals: number[] = [];
+  constructor(
+    readonly name: string,
+    readonly params: number[],
+    readonly results: number[],
+  ) {}
+  local(type: number): number {
+    this.locals.push(type);
+    return this.params.length + this.locals.length - 1;
+  }
+  op(...bytes: number[]): this {
+    this.code.push(...bytes);
+    return this;
+  }
+  get(i: number): this {
+    this.code.push(0x20);
+    uleb(i, this.code);
+    return this;
+  }
+  set(i: number): this {
+    this.code.push(0x21);
+    uleb(i, this.code);
+    return this;
+  }
+  tee(i: number): this {
+    this.code.push(0x22);
+    uleb(i, this.code);
+    return this;
+  }
+  i32(n: number): this {
+    this.code.push(0x41);
+    sleb(n | 0, this.code);
+    return this;
+  }
+  f32(x: number): this {
+    f32buf[0] = x;
+    this.code.push(0x43, ...f32bytes);
+    return this;
+  }
+  /** SIMD instruction (0xfd prefix). */
+  simd(opcode: number, ...imm: number[]): this {
+    this.code.push(0xfd);
+    uleb(opcode, this.code);
+    this.code.push(...imm);
+    return this;
+  }
+  v128load(offset = 0): this {
+    return this.simd(0x00, 4, ...lebBytes(offset));
+  }
+  v128store(offset = 0): this {
+    return this.simd(0x0b, 4, ...lebBytes(offset));
+  }
+  f32load(offset = 0): this {
+    this.code.push(0x2a, 2);
+    uleb(offset, this.code);
+    return this;
+  }
+  f32store(offset = 0): this {
+    this.code.push(0x38, 2);
+    uleb(offset, this.code);
+    return this;
+  }
+  /** Emit `block loop <body> end end` where `brIf` on the loop continues. Body gets (breakDepth=1, continueDepth=0). */
+  loop(body: () => void): this {
+    this.code.push(0x02, 0x40, 0x03, 0x40);
+    body();
+    this.code.push(0x0b, 0x0b);
+    return this;
+  }
+  br(depth: number): this {
+    this.code.push(0x0c);
+    uleb(depth, this.code);
+    return this;
+  }
+  brIf(depth: number): this {
+    this.code.push(0x0d);
+    uleb(depth, this.code);
+    return this;
+  }
+}
+function lebBytes(n: number): number[] {
+  const o: number[] = [];
+  uleb(n, o);
+  return o;
+}
+
+// Opcodes used below.
+const OP = {
+  i32add: 0x6a,
+  i32sub: 0x6b,
+  i32mul: 0x6c,
+  i32shl: 0x74,
+  i32ltu: 0x49,
+  i32geu: 0x4f,
+  i32eqz: 0x45,
+  f32add: 0x92,
+  f32sub: 0x93,
+  f32mul: 0x94,
+  f32div: 0x95,
+  f32max: 0x97,
+  f32gt: 0x5e,
+  select: 0x1b,
+  drop: 0x1a,
+  end: 0x0b,
+  if_: 0x04,
+  else_: 0x05,
+};
+const SX = {
+  f32x4splat: 0x13,
+  i32x4splat: 0x11,
+  f32x4extract: 0x1f,
+  f32x4add: 0xe4,
+  f32x4sub: 0xe5,
+  f32x4mul: 0xe6,
+  f32x4div: 0xe7,
+  f32x4min: 0xe8,
+  f32x4max: 0xe9,
+  f32x4nearest: 0x6a,
+  i32x4add: 0xae,
+  i32x4shl: 0xab,
+  i32x4truncsat: 0xf8,
+};
+
+/**
+ * Emit a vectorised exp of the v128 on the stack (leaves the result on the stack). Uses locals t (v128), n (v128).
+ * exp(x) = 2^n * p(r), n = round(x / ln2), r = x - n ln2 (two-step), p = degree-6 Taylor polynomial.
+ */
+function emitExp(f: Fn, t: number, n: number): void {
+  f.f32(88.0).simd(SX.f32x4splat).simd(SX.f32x4min);
+  f.f32(-87.0).simd(SX.f32x4splat).simd(SX.f32x4max);
+  f.tee(t);
+  f.f32(1.4426950408889634).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4nearest).set(n);
+  // r = x - n*ln2_hi - n*ln2_lo
+  f.get(t).get(n).f32(0.693145751953125).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4sub);
+  f.get(n).f32(1.428606765330187e-6).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4sub).set(t);
+  // Horner: ((((((1/720 r + 1/120) r + 1/24) r + 1/6) r + 1/2) r + 1) r + 1
+  f.f32(1 / 720).simd(SX.f32x4splat);
+  for (const c of [1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1]) {
+    f.get(t).simd(SX.f32x4mul).f32(c).simd(SX.f32x4splat).simd(SX.f32x4add);
+  }
+  // * 2^n  (bits (n + 127) << 23)
+  f.get(n).simd(SX.i32x4truncsat).i32(127).simd(SX.i32x4splat).simd(SX.i32x4add).i32(23).simd(SX.i32x4shl);
+  f.simd(SX.f32x4mul);
+}
+
+/** Horizontal sum of the v128 in local `v` (pushes an f32). */
+function emitHsum(f: Fn, v: number): void {
+  f.get(v).simd(SX.f32x4extract, 0);
+  f.get(v).simd(SX.f32x4extract, 1).op(OP.f32add);
+  f.get(v).simd(SX.f32x4extract, 2).op(OP.f32add);
+  f.get(v).simd(SX.f32x4extract, 3).op(OP.f32add);
+}
+
+/**
+ * attn1(q, k, v, len, dh, out, sc): single-query attention. q [dh] (already scaled), k/v rows [len, dh], scores
+ * scratch sc [len + 3]; out [dh] = softmax(q . k_j) @ v.
+ */
+function buildAttn1(): Fn {
+  const f = new Fn("attn1", [I32, I32, I32, I32, I32, I32, I32], []);
+  const [q, k, v, len, dh, out, sc] = [0, 1, 2, 3, 4, 5, 6];
+  const j = f.local(I32);
+  const e = f.local(I32);
+  const kp = f.local(I32);
+  const acc = f.local(V128);
+  const m = f.local(F32);
+  const s = f.local(F32);
+  const sum = f.local(F32);
+  const tv = f.local(V128);
+  const nv = f.local(V128);
+  const w = f.local(V128);
+  const rowBytes = f.local(I32);
+  f.get(dh).i32(2).op(OP.i32shl).set(rowBytes);
+  // scores + max
+  f.f32(-3.0e38).set(m);
+  f.i32(0).set(j).get(k).set(kp);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+      f.get(acc);
+      f.get(q).get(e).op(OP.i32add).v128load();
+      f.get(kp).get(e).op(OP.i32add).v128load();
+      f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    emitHsum(f, acc);
+    f.set(s);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).get(s).f32store();
+    f.get(s).get(m).op(OP.f32max).set(m);
+    f.get(kp).get(rowBytes).op(OP.i32add).set(kp);
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  // Pad the scores to a multiple of 4 with a huge negative value, then exp(sc - m) in place and sum.
+  const lenPad = f.local(I32);
+  f.get(len).i32(3).op(OP.i32add).i32(-4).op(0x71 /* i32.and */).set(lenPad);
+  f.get(len).set(j);
+  f.loop(() => {
+    f.get(j).get(lenPad).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32(-3.0e38).f32store();
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  f.f32(0).simd(SX.f32x4splat).set(acc);
+  f.i32(0).set(j);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).v128load();
+    f.get(m).simd(SX.f32x4splat).simd(SX.f32x4sub);
+    emitExp(f, tv, nv);
+    f.tee(w).v128store();
+    f.get(acc).get(w).simd(SX.f32x4add).set(acc);
+    f.get(j).i32(4).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  emitHsum(f, acc);
+  f.set(sum);
+  // out = 0; out += (sc_j / sum) * v_j
+  f.i32(0).set(e);
+  f.loop(() => {
+    f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+    f.get(out).get(e).op(OP.i32add).f32(0).simd(SX.f32x4splat).v128store();
+    f.get(e).i32(16).op(OP.i32add).set(e);
+    f.br(0);
+  });
+  f.f32(1).get(sum).op(OP.f32div).set(s);
+  f.i32(0).set(j).get(v).set(kp);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32load().get(s).op(OP.f32mul).simd(SX.f32x4splat).set(w);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+      f.get(out).get(e).op(OP.i32add);
+      f.get(out).get(e).op(OP.i32add).v128load();
+      f.get(kp).get(e).op(OP.i32add).v128load().get(w).simd(SX.f32x4mul);
+      f.simd(SX.f32x4add).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(kp).get(rowBytes).op(OP.i32add).set(kp);
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  return f;
+}
+
+/** swiglu(gu, act, rows, f): act[r, j] = silu(gu[r, j]) * gu[r, f + j]; f % 4 == 0. */
+function buildSwiglu(): Fn {
+  const f = new Fn("swiglu", [I32, I32, I32, I32], []);
+  const [gu, act, rows, ff] = [0, 1, 2, 3];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const fb = f.local(I32);
+  const g = f.local(I32);
+  const a = f.local(I32);
+  const x = f.local(V128);
+  const tv = f.local(V128);
+  const nv = f.local(V128);
+  f.get(ff).i32(2).op(OP.i32shl).set(fb);
+  f.i32(0).set(r).get(gu).set(g).get(act).set(a);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(fb).op(OP.i32geu).brIf(1);
+      f.get(a).get(e).op(OP.i32add);
+      f.get(g).get(e).op(OP.i32add).v128load().set(x);
+      // silu(x) = x / (1 + exp(-x))
+      f.get(x);
+      f.f32(0).simd(SX.f32x4splat).get(x).simd(SX.f32x4sub);
+      emitExp(f, tv, nv);
+      f.f32(1).simd(SX.f32x4splat).simd(SX.f32x4add).simd(SX.f32x4div);
+      f.get(g).get(e).op(OP.i32add).get(fb).op(OP.i32add).v128load().simd(SX.f32x4mul);
+      f.v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(g).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(g);
+    f.get(a).get(fb).op(OP.i32add).set(a);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/** swigluBack(gu, dact, dgu, rows, f): gradients of {@link buildSwiglu}; f % 4 == 0. */
+function buildSwigluBack(): Fn {
+  const f = new Fn("swiglu_back", [I32, I32, I32, I32, I32], []);
+  const [gu, dact, dgu, rows, ff] = [0, 1, 2, 3, 4];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const fb = f.local(I32);
+  const g = f.local(I32);
+  const da = f.local(I32);
+  const dg = f.local(I32);
+  const x = f.local(V128);
+  const sg = f.local(V128);
+  const up = f.local(V128);
+  const d = f.local(V128);
+  const tv = f.local(V128);
+  const nv = f.local(V128);
+  const one = f.local(V128);
+  f.f32(1).simd(SX.f32x4splat).set(one);
+  f.get(ff).i32(2).op(OP.i32shl).set(fb);
+  f.i32(0).set(r).get(gu).set(g).get(dact).set(da).get(dgu).set(dg);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(fb).op(OP.i32geu).brIf(1);
+      f.get(g).get(e).op(OP.i32add).v128load().set(x);
+      f.get(g).get(e).op(OP.i32add).get(fb).op(OP.i32add).v128load().set(up);
+      f.get(da).get(e).op(OP.i32add).v128load().set(d);
+      // sg = 1 / (1 + exp(-x))
+      f.get(one);
+      f.f32(0).simd(SX.f32x4splat).get(x).simd(SX.f32x4sub);
+      emitExp(f, tv, nv);
+      f.get(one).simd(SX.f32x4add).simd(SX.f32x4div).set(sg);
+      // dgate = d * up * sg * (1 + x * (1 - sg))
+      f.get(dg).get(e).op(OP.i32add);
+      f.get(d).get(up).simd(SX.f32x4mul).get(sg).simd(SX.f32x4mul);
+      f.get(one).get(x).get(one).get(sg).simd(SX.f32x4sub).simd(SX.f32x4mul).simd(SX.f32x4add);
+      f.simd(SX.f32x4mul).v128store();
+      // dup = d * x * sg
+      f.get(dg).get(e).op(OP.i32add).get(fb).op(OP.i32add);
+      f.get(d).get(x).simd(SX.f32x4mul).get(sg).simd(SX.f32x4mul).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(g).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(g);
+    f.get(dg).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(dg);
+    f.get(da).get(fb).op(OP.i32add).set(da);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/**
+ * transpose4(src, dst, rows, cols, r0, r1): dst[c, r] = src[r, c] for r in [r0, r1) (multiples of 4) and c < cols4
+ * (cols rounded down to a multiple of 4), in 4x4 blocks (shuffles). `rows`/`cols` are the full matrix dims (strides).
+ */
+function buildTranspose(): Fn {
+  const f = new Fn("transpose4", [I32, I32, I32, I32, I32, I32], []);
+  const [src, dst, rows, cols, r0, r1] = [0, 1, 2, 3, 4, 5];
+  const rt = f.local(I32);
+  const rtEnd = f.local(I32);
+  const r = f.local(I32);
+  const c = f.local(I32);
+  const cols4 = f.local(I32);
+  const sp = f.local(I32);
+  const dp = f.local(I32);
+  const rowB = f.local(I32);
+  const dstRowB = f.local(I32);
+  const a0 = f.local(V128);
+  const a1 = f.local(V128);
+  const a2 = f.local(V128);
+  const a3 = f.local(V128);
+  const t0 = f.local(V128);
+  const t1 = f.local(V128);
+  const t2 = f.local(V128);
+  const t3 = f.local(V128);
+  const lo = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
+  const hi = [8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31];
+  const lo64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+  const hi64 = [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31];
+  f.get(cols).i32(-4).op(0x71).set(cols4);
+  f.get(cols).i32(2).op(OP.i32shl).set(rowB);
+  f.get(rows).i32(2).op(OP.i32shl).set(dstRowB);
+  f.get(r0).set(rt);
+  f.loop(() => {
+    f.get(rt).get(r1).op(OP.i32geu).brIf(1);
+    // rtEnd = min(rt + 16, r1)
+    f.get(rt).i32(16).op(OP.i32add).tee(rtEnd).get(r1).get(rtEnd).get(r1).op(OP.i32ltu).op(OP.select).set(rtEnd);
+    f.i32(0).set(c);
+    f.loop(() => {
+      f.get(c).get(cols4).op(OP.i32geu).brIf(1);
+      f.get(rt).set(r);
+      f.loop(() => {
+        f.get(r).get(rtEnd).op(OP.i32geu).brIf(1);
+        // sp = src + (r * cols + c) * 4 ; dp = dst + (c * rows + r) * 4
+        f.get(src).get(r).get(rowB).op(OP.i32mul).op(OP.i32add).get(c).i32(2).op(OP.i32shl).op(OP.i32add).set(sp);
+        f.get(dst).get(c).get(dstRowB).op(OP.i32mul).op(OP.i32add).get(r).i32(2).op(OP.i32shl).op(OP.i32add).set(dp);
+        f.get(sp).v128load().set(a0);
+        f.get(sp).get(rowB).op(OP.i32add).tee(sp).v128load().set(a1);
+        f.get(sp).get(rowB).op(OP.i32add).tee(sp).v128load().set(a2);
+        f.get(sp).get(rowB).op(OP.i32add).v128load().set(a3);
+        f.get(a0)
+          .get(a1)
+          .simd(0x0d, ...lo)
+          .set(t0);
+        f.get(a0)
+          .get(a1)
+          .simd(0x0d, ...hi)
+          .set(t1);
+        f.get(a2)
+          .get(a3)
+          .simd(0x0d, ...lo)
+          .set(t2);
+        f.get(a2)
+          .get(a3)
+          .simd(0x0d, ...hi)
+          .set(t3);
+        f.get(dp)
+          .get(t0)
+          .get(t2)
+          .simd(0x0d, ...lo64)
+          .v128store();
+        f.get(dp)
+          .get(dstRowB)
+          .op(OP.i32add)
+          .tee(dp)
+          .get(t0)
+          .get(t2)
+          .simd(0x0d, ...hi64)
+          .v128store();
+        f.get(dp)
+          .get(dstRowB)
+          .op(OP.i32add)
+          .tee(dp)
+          .get(t1)
+          .get(t3)
+          .simd(0x0d, ...lo64)
+          .v128store();
+        f.get(dp)
+          .get(dstRowB)
+          .op(OP.i32add)
+          .get(t1)
+          .get(t3)
+          .simd(0x0d, ...hi64)
+          .v128store();
+        f.get(r).i32(4).op(OP.i32add).set(r);
+        f.br(0);
+      });
+      f.get(c).i32(4).op(OP.i32add).set(c);
+      f.br(0);
+    });
+    f.get(rtEnd).set(rt);
+    f.br(0);
+  });
+  return f;
+}
+
+/** dot(a, b, n): sum a[i] * b[i] over n floats (n % 4 == 0). */
+function buildDot(): Fn {
+  const f = new Fn("dot", [I32, I32, I32], [F32]);
+  const [a, b, n] = [0, 1, 2];
+  const e = f.local(I32);
+  const end = f.local(I32);
+  const acc = f.local(V128);
+  f.get(n).i32(2).op(OP.i32shl).set(end);
+  f.f32(0).simd(SX.f32x4splat).set(acc);
+  f.i32(0).set(e);
+  f.loop(() => {
+    f.get(e).get(end).op(OP.i32geu).brIf(1);
+    f.get(acc).get(a).get(e).op(OP.i32add).v128load().get(b).get(e).op(OP.i32add).v128load();
+    f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
+    f.get(e).i32(16).op(OP.i32add).set(e);
+    f.br(0);
+  });
+  emitHsum(f, acc);
+  return f;
+}
+
+/** scale(a, n, s): a[i] *= s over n floats (n % 4 == 0). */
+function buildScale(): Fn {
+  const f = new Fn("scale", [I32, I32, F32], []);
+  const [a, n, k] = [0, 1, 2];
+  const e = f.local(I32);
+  const end = f.local(I32);
+  const kv = f.local(V128);
+  f.get(n).i32(2).op(OP.i32shl).set(end);
+  f.get(k).simd(SX.f32x4splat).set(kv);
+  f.i32(0).set(e);
+  f.loop(() => {
+    f.get(e).get(end).op(OP.i32geu).brIf(1);
+    f.get(a).get(e).op(OP.i32add);
+    f.get(a).get(e).op(OP.i32add).v128load().get(kv).simd(SX.f32x4mul).v128store();
+    f.get(e).i32(16).op(OP.i32add).set(e);
+    f.br(0);
+  });
+  return f;
+}
+
+/**
+ * softmax_bwd(p, dp, rows, T): dp[r, :] = p[r, :] * (dp[r, :] - dot(dp[r, :], p[r, :])) over full rows of width
+ * T (T % 4 == 0). Masked entries have p = 0 and become 0.
+ */
+function buildSoftmaxBwd(): Fn {
+  const f = new Fn("softmax_bwd", [I32, I32, I32, I32], []);
+  const [p, dp, rows, T] = [0, 1, 2, 3];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const rowB = f.local(I32);
+  const pp = f.local(I32);
+  const dd = f.local(I32);
+  const acc = f.local(V128);
+  const dv = f.local(V128);
+  f.get(T).i32(2).op(OP.i32shl).set(rowB);
+  f.i32(0).set(r).get(p).set(pp).get(dp).set(dd);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(acc).get(pp).get(e).op(OP.i32add).v128load().get(dd).get(e).op(OP.i32add).v128load();
+      f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    emitHsum(f, acc);
+    f.simd(SX.f32x4splat).set(dv);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(dd).get(e).op(OP.i32add);
+      f.get(pp).get(e).op(OP.i32add).v128load();
+      f.get(dd).get(e).op(OP.i32add).v128load().get(dv).simd(SX.f32x4sub);
+      f.simd(SX.f32x4mul).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(pp).get(rowB).op(OP.i32add).set(pp);
+    f.get(dd).get(rowB).op(OP.i32add).set(dd);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/**
+ * rope(src, srcStride, dst, dstStride, rows, dh, cosE, sinS, scale): for each of `rows` rows (strides in bytes),
+ * dst = (x * cosE + pairswap(x) * sinS) * scale, where cosE/sinS point at the table rows of consecutive positions
+ * (dh floats per position: cos duplicated per pair; sin as [-s, +s] per pair, or negated for the inverse rotation).
+ */
+function buildRope(): Fn {
+  const f = new Fn("rope", [I32, I32, I32, I32, I32, I32, I32, I32, F32], []);
+  const [src, srcStride, dst, dstStride, rows, dh, cosE, sinS, scale] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const rowB = f.local(I32);
+  const sp = f.local(I32);
+  const dp = f.local(I32);
+  const cp = f.local(I32);
+  const spn = f.local(I32);
+  const x = f.local(V128);
+  const sc = f.local(V128);
+  const swap = [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11];
+  f.get(dh).i32(2).op(OP.i32shl).set(rowB);
+  f.get(scale).simd(SX.f32x4splat).set(sc);
+  f.get(src).set(sp).get(dst).set(dp).get(cosE).set(cp).get(sinS).set(spn);
+  f.i32(0).set(r);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(dp).get(e).op(OP.i32add);
+      f.get(sp).get(e).op(OP.i32add).v128load().tee(x);
+      f.get(cp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+      f.get(x)
+        .get(x)
+        .simd(0x0d, ...swap);
+      f.get(spn).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+      f.simd(SX.f32x4add).get(sc).simd(SX.f32x4mul).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(sp).get(srcStride).op(OP.i32add).set(sp);
+    f.get(dp).get(dstStride).op(OP.i32add).set(dp);
+    f.get(cp).get(rowB).op(OP.i32add).set(cp);
+    f.get(spn).get(rowB).op(OP.i32add).set(spn);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/** Assemble a module importing env.memory (non-shared) and exporting the given functions. */
+function assemble(fns: Fn[], shared: boolean): Uint8Array {
+  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const section = (id: number, body: number[]): void => {
+    out.push(id);
+    uleb(body.length, out);
+    out.push(...body);
+  };
+  const str = (s: string, o: number[]): void => {
+    const b = new TextEncoder().encode(s);
+    uleb(b.length, o);
+    o.push(...b);
+  };
+  // types: one per function
+  const types: number[] = [];
+  uleb(fns.length, types);
+  for (const f of fns) {
+    types.push(0x60);
+    uleb(f.params.length, types);
+    types.push(...f.params);
+    uleb(f.results.length, types);
+    types.push(...f.results);
+  }
+  section(1, types);
+  // import env.memory
+  const imp: number[] = [];
+  uleb(1, imp);
+  str("env", imp);
+  str("memory", imp);
+  imp.push(0x02);
+  if (shared) {
+    imp.push(0x03);
+    uleb(1, imp);
+    uleb(65536, imp);
+  } else {
+    imp.push(0x00);
+    uleb(1, imp);
+  }
+  section(2, imp);
+  const funcs: number[] = [];
+  uleb(fns.length, funcs);
+  fns.forEach((_, i) => uleb(i, funcs));
+  section(3, funcs);
+  const exps: number[] = [];
+  uleb(fns.length, exps);
+  fns.forEach((f, i) => {
+    str(f.name, exps);
+    exps.push(0x00);
+    uleb(i, exps);
+  });
+  section(7, exps);
+  const code: number[] = [];
+  uleb(fns.length, code);
+  for (const f of fns) {
+    const body: number[] = [];
+    uleb(f.locals.length, body);
+    for (const t of f.locals) {
+      uleb(1, body);
+      body.push(t);
+    }
+    body.push(...f.code, OP.end);
+    uleb(body.length, code);
+    code.push(...body);
+  }
+  section(10, code);
+  return Uint8Array.from(out);
+}
+
+export interface SimdKernels {
+  attn1(q: number, k: number, v: number, len: number, dh: number, out: number, sc: number): void;
+  swiglu(gu: number, act: number, rows: number, f: number): void;
+  swiglu_back(gu: number, dact: number, dgu: number, rows: number, f: number): void;
+  transpose4(src: number, dst: number, rows: number, cols: number, r0: number, r1: number): void;
+  dot(a: number, b: number, n: number): number;
+  scale(a: number, n: number, s: number): void;
+  softmax_bwd(p: number, dp: number, rows: number, T: number): void;
+  rope(
+    src: number,
+    srcStride: number,
+    dst: number,
+    dstStride: number,
+    rows: number,
+    dh: number,
+    cosE: number,
+    sinS: number,
+    scale: number,
+  ): void;
+}
+
+const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
+
+/** The SIMD kernels bound to a heap, or null when the engine lacks WebAssembly SIMD or disabled by env. */
+export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
+  if (cache.has(memory)) return cache.get(memory)!;
+  let k: SimdKernels | null = null;
+  if (process.env.SEARCHRL_NO_SIMD !== "1") {
+    try {
+      const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+      const bytes = assemble(
+        [
+          buildAttn1(),
+          buildSwiglu(),
+          buildSwigluBack(),
+          buildTranspose(),
+          buildDot(),
+          buildScale(),
+          buildSoftmaxBwd(),
+          buildRope(),
+        ],
+        shared,
+      );
+      const mod = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+      const inst = new WebAssembly.Instance(mod, { env: { memory } });
+      k = inst.exports as unknown as SimdKernels;
+    } catch {
+      k = null;
+    }
+  }
+  cache.set(memory, k);
+  return k;
+}

@@ -1,0 +1,1820 @@
+/**
+ * The built-in decoder (llama layout) on the tfjs-wasm kernels: forward over packed variable-length sequences,
+ * hand-written backward (no autodiff tape), per-token log-probs and entropy, and the pieces the sampler needs
+ * (prefill into a KV cache, one decode step for many sequences).
+ *
+ * Layout choices (see docs/model.md):
+ * - All parameters live in ONE flat float32 buffer on the wasm heap (and the gradients in a second one with the same
+ *   layout), so the optimizer, clipping, cloning and weight transfer are single loops/copies.
+ * - Projections are stored as [in, out] (x @ W) because that is the only fast matmul form; q/k/v are fused into one
+ *   [d, (H + 2*Hkv)*dh] matrix, gate/up into one [d, 2*ffn] matrix. Checkpoint code converts to/from HF names/layout.
+ * - Sequences are packed without padding: linear layers run on all tokens at once ([N, d] @ [d, k]); attention runs
+ *   per (sequence, kv-head group) as 2-D matmuls on zero-copy views.
+ * - RoPE rotates adjacent pairs (x[2i], x[2i+1]) — llama.cpp's convention for the GGUF `llama` architecture — so
+ *   weights go to GGUF as they are; HF export/import permutes q/k rows (checkpoint.ts).
+ */
+import { Rng } from "../util/rng.js";
+import { type ModelConfig, type ModelConfigInput, countParameters, resolveModelConfig } from "./config.js";
+import {
+  addInto,
+  causalSoftmaxBackward,
+  colSumInto,
+  rmsnorm,
+  rmsnormBackward,
+  swiglu,
+  swigluBackward,
+  transpose,
+  transposeAdd,
+} from "./kernels.js";
+import { type WasmRuntime, getRuntime } from "./runtime.js";
+
+/** One tensor in the flat parameter buffer. */
+export interface ParamEntry {
+  /** Internal name, e.g. `layers.0.wqkv`. */
+  name: string;
+  /** Shape in the internal layout (projections are [in, out]). */
+  shape: number[];
+  /** Element offset in the flat buffer. */
+  offset: number;
+  size: number;
+  /** Decoupled weight decay applies (all matrices, incl. embeddings; not norms or biases). */
+  decay: boolean;
+}
+
+/**
+ * A batch for log-prob computation or training. Sequence i contributes the log-probs of its tokens at positions
+ * `from[i] .. len-1` (each predicted from the tokens before it), so its result array has `len - from[i]` entries.
+ */
+export interface LogprobBatch {
+  /** Token ids of each sequence, unpadded (length >= 2 where any log-prob is wanted). */
+  sequences: ArrayLike<number>[];
+  /** First position whose log-prob is wanted, per sequence (>= 1; default 1 = every token after the first). */
+  from?: ArrayLike<number>;
+}
+
+export interface LogprobResult {
+  /** Per sequence: log p(token[t] | tokens[<t]) for t = from .. len-1. */
+  logprobs: Float32Array[];
+  /** Per sequence, same shape: entropy of the predictive distribution at each of those positions (nats). */
+  entropy: Float32Array[];
+}
+
+/**
+ * A loss as a pure function of per-token log-probs. Returns the loss value and dLoss/dlogp with exactly the shapes of
+ * `logprobs`. Called once per {@link Transformer.accumulateGradients} with the whole batch (so batch-level
+ * normalisation is allowed).
+ */
+export type LogprobLossFn = (
+  logprobs: Float32Array[],
+  entropy: Float32Array[],
+) => { loss: number; grad: ArrayLike<number>[] };
+
+export interface AccumulateResult extends LogprobResult {
+  loss: number;
+  /** Number of log-prob positions in the batch. */
+  tokens: number;
+  /** True when the batch did not fit the activation budget and the forward pass was run twice. */
+  recomputed: boolean;
+}
+
+export interface TransformerOptions {
+  /** Seed of the random initialisation (default 0). */
+  seed?: number;
+  /** Standard deviation of the normal initialisation (default 0.02; output projections are scaled by 1/sqrt(2L)). */
+  initStd?: number;
+  /** Runtime to allocate in (default: the shared single-threaded runtime). */
+  runtime?: WasmRuntime;
+  /**
+   * Bytes of saved activations a training pass may hold (default 1 GiB). Larger batches are processed in micro-batches
+   * with one extra forward pass (log-probs first, then recompute + backward per micro-batch).
+   */
+  activationBudgetBytes?: number;
+}
+
+/**
+ * Causal softmax in place over `rows` score rows of width T (row r is query position r mod T): the masked part is
+ * set to a large negative value and XNNPACK's vectorised softmax does the rest (about 6x faster than a JS loop).
+ */
+function causalMaskedSoftmax(rt: WasmRuntime, ptr: number, rows: number, T: number): void {
+  const H = rt.f32();
+  const p0 = ptr >> 2;
+  for (let r = 0; r < rows; r++) {
+    const i = r % T;
+    if (i + 1 < T) H.fill(-1e30, p0 + r * T + i + 1, p0 + (r + 1) * T);
+  }
+  rt.softmaxRows(ptr, ptr, rows, T);
+}
+
+/**
+ * A forward pass whose activations are kept for one backward pass (see {@link Transformer.beginTraining}).
+ */
+export class TrainingPass {
+  private used = false;
+  private released = false;
+  constructor(
+    /** Per sequence log-probs (shapes as in {@link LogprobResult}). */
+    readonly logprobs: Float32Array[],
+    readonly entropy: Float32Array[],
+    /** Number of log-prob positions. */
+    readonly tokens: number,
+    /** True when the batch exceeded the activation budget (backward recomputes the forward per micro-batch). */
+    readonly recomputed: boolean,
+    private readonly run: (grad: ArrayLike<number>[]) => void,
+    private readonly free: () => void,
+  ) {}
+  /** Accumulate the gradients for dLoss/dlogp = `grad` (same shapes as logprobs) into the model's gradient buffer. */
+  backward(grad: ArrayLike<number>[]): void {
+    if (this.released) throw new Error("TrainingPass.backward after release");
+    if (this.used) throw new Error("TrainingPass.backward called twice");
+    this.used = true;
+    try {
+      this.run(grad);
+    } finally {
+      this.release();
+    }
+  }
+  /** Free the saved activations (idempotent). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.free();
+  }
+}
+
+/** Packed token layout of a batch (no padding). */
+interface Packed {
+  nSeq: number;
+  /** Total tokens. */
+  N: number;
+  /** Token offset of each sequence; start[nSeq] = N. */
+  start: Int32Array;
+  tok: Int32Array;
+}
+
+/** Saved activations of one layer (heap pointers) for the backward pass. */
+interface LayerSave {
+  xIn: number;
+  rstd1: Float32Array;
+  xn1: number;
+  qh: number;
+  kh: number;
+  vh: number;
+  P: number;
+  ao: number;
+  xMid: number;
+  rstd2: Float32Array;
+  xn2: number;
+  gu: number;
+  act: number;
+}
+
+interface ForwardState {
+  packed: Packed;
+  /** Final hidden state after the last norm, [N, d] (pointer). */
+  xf: number;
+  /** Residual stream entering the final norm, [N, d]. */
+  xLast: number;
+  rstdF: Float32Array;
+  layers: LayerSave[];
+  /** Per sequence offsets of head-layout blocks and probability blocks. */
+  pOff: Float64Array;
+}
+
+/** Per-sequence KV-cache addressing for prefill/decode. */
+export interface CacheTarget {
+  /** Base pointer (bytes) of each sequence's cache slot. */
+  slotPtr: Int32Array | number[];
+  /** Positions are written from this index (0 for a fresh prefill). */
+  maxLen: number;
+}
+
+/** Bookkeeping of heap allocations made during one pass. */
+class Arena {
+  private ptrs: number[] = [];
+  constructor(private readonly rt: WasmRuntime) {}
+  f32(n: number): number {
+    const p = this.rt.allocF32(Math.max(4, n));
+    this.ptrs.push(p);
+    return p;
+  }
+  free(p: number): void {
+    const i = this.ptrs.lastIndexOf(p);
+    if (i >= 0) this.ptrs.splice(i, 1);
+    this.rt.free(p);
+  }
+  freeAll(): void {
+    for (const p of this.ptrs) this.rt.free(p);
+    this.ptrs = [];
+  }
+}
+
+const prof: Record<string, number> = {};
+let profOn = false;
+let profCpu = false;
+/**
+ * Enable/disable section timings of the model passes; returns and resets the collected milliseconds. `clock: "cpu"`
+ * measures this process's CPU time instead of wall time (steadier on a shared machine, slightly more overhead).
+ */
+export function modelProfile(enable?: boolean, clock: "wall" | "cpu" = "wall"): Record<string, number> {
+  if (enable !== undefined) {
+    profOn = enable;
+    profCpu = clock === "cpu";
+  }
+  const out = { ...prof };
+  for (const k of Object.keys(prof)) delete prof[k];
+  return out;
+}
+function tick(): number {
+  if (!profOn) return 0;
+  if (profCpu) {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  }
+  return performance.now();
+}
+function tock(name: string, t0: number): void {
+  if (profOn) prof[name] = (prof[name] ?? 0) + tick() - t0;
+}
+
+/**
+ * A decoder-only transformer whose weights live on the wasm heap. Create with {@link Transformer.create}; release
+ * with {@link dispose}.
+ */
+export class Transformer {
+  readonly config: ModelConfig;
+  readonly rt: WasmRuntime;
+  readonly params: ParamEntry[];
+  readonly numParams: number;
+  /** Byte pointer of the flat parameter buffer. */
+  readonly paramsPtr: number;
+  /** Byte pointer of the flat gradient buffer (allocated on first use). */
+  private gradsPtr = 0;
+  private readonly byName = new Map<string, ParamEntry>();
+  private version = 1;
+  private idVersion = 0;
+  private readonly ids = new Map<string, number>();
+  private tVersion = 0;
+  /** Transposed copies of the projections for the backward pass ([out, in]) and of the output head ([d, V]). */
+  private readonly tPtr = new Map<string, number>();
+  private headTVersion = 0;
+  private headTPtr = 0;
+  private headTId = 0;
+  private readonly ropeCos: Float32Array;
+  private readonly ropeSin: Float32Array;
+  private disposed = false;
+  activationBudgetBytes: number;
+  /**
+   * Kernel tuning knobs: tokens per chunk of the weight-gradient products (projections / output head). Results do not
+   * depend on them beyond float rounding.
+   */
+  tuning = { wgradChunk: 1024, headChunk: 2048 };
+
+  private constructor(rt: WasmRuntime, config: ModelConfig, budget: number) {
+    this.rt = rt;
+    this.config = config;
+    this.activationBudgetBytes = budget;
+    const c = config;
+    const d = c.hiddenSize;
+    const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+    const entries: ParamEntry[] = [];
+    let off = 0;
+    const add = (name: string, shape: number[], decay: boolean): void => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      // Keep every tensor 16-byte aligned (4 floats).
+      entries.push({ name, shape, offset: off, size, decay });
+      off += Math.ceil(size / 4) * 4;
+    };
+    add("embed", [c.vocabSize, d], true);
+    for (let l = 0; l < c.numLayers; l++) {
+      add(`layers.${l}.attn_norm`, [d], false);
+      add(`layers.${l}.wqkv`, [d, qkv], true);
+      if (c.attentionBias) add(`layers.${l}.bqkv`, [qkv], false);
+      add(`layers.${l}.wo`, [c.numHeads * c.headDim, d], true);
+      add(`layers.${l}.mlp_norm`, [d], false);
+      add(`layers.${l}.wgu`, [d, 2 * c.intermediateSize], true);
+      add(`layers.${l}.wd`, [c.intermediateSize, d], true);
+    }
+    add("final_norm", [d], false);
+    if (!c.tieEmbeddings) add("lm_head", [c.vocabSize, d], true);
+    this.params = entries;
+    for (const e of entries) this.byName.set(e.name, e);
+    this.numParams = off;
+    this.paramsPtr = rt.allocF32(off);
+    rt.view(this.paramsPtr, off).fill(0);
+    const half = c.headDim / 2;
+    this.ropeCos = new Float32Array(c.maxPositions * half);
+    this.ropeSin = new Float32Array(c.maxPositions * half);
+    for (let p = 0; p < c.maxPositions; p++) {
+      for (let i = 0; i < half; i++) {
+        const theta = p * Math.pow(c.ropeTheta, (-2 * i) / c.headDim);
+        this.ropeCos[p * half + i] = Math.cos(theta);
+        this.ropeSin[p * half + i] = Math.sin(theta);
+      }
+    }
+  }
+
+  /** Build a model with random weights (normal(0, initStd); norms 1; biases 0). */
+  static async create(config: ModelConfigInput | ModelConfig, opts: TransformerOptions = {}): Promise<Transformer> {
+    const rt = opts.runtime ?? (await getRuntime());
+    const cfg = resolveModelConfig(config as ModelConfigInput);
+    const m = new Transformer(rt, cfg, opts.activationBudgetBytes ?? 2 ** 30);
+    m.randomInit(opts.seed ?? 0, opts.initStd ?? 0.02);
+    return m;
+  }
+
+  /** Build a model with all-zero weights (to be filled by a checkpoint loader). */
+  static async empty(config: ModelConfigInput | ModelConfig, opts: TransformerOptions = {}): Promise<Transformer> {
+    const rt = opts.runtime ?? (await getRuntime());
+    return new Transformer(rt, resolveModelConfig(config as ModelConfigInput), opts.activationBudgetBytes ?? 2 ** 30);
+  }
+
+  /** Parameter count as reported (excluding alignment padding). */
+  get parameterCount(): number {
+    return countParameters(this.config);
+  }
+
+  private randomInit(seed: number, std: number): void {
+    const rng = new Rng(seed);
+    const W = this.weights();
+    const outScale = 1 / Math.sqrt(2 * this.config.numLayers);
+    for (const e of this.params) {
+      const leaf = e.name.split(".").pop() ?? "";
+      if (leaf.endsWith("norm")) {
+        W.fill(1, e.offset, e.offset + e.size);
+      } else if (leaf === "bqkv") {
+        W.fill(0, e.offset, e.offset + e.size);
+      } else {
+        const s = leaf === "wo" || leaf === "wd" ? std * outScale : std;
+        for (let i = 0; i < e.size; i++) W[e.offset + i] = rng.normal() * s;
+      }
+    }
+    this.markWeightsChanged();
+  }
+
+  /** Look up a parameter entry by internal name. */
+  param(name: string): ParamEntry {
+    const e = this.byName.get(name);
+    if (!e) throw new Error(`unknown parameter ${name}`);
+    return e;
+  }
+
+  /** Live view of all parameters (numParams floats; invalidated by heap growth — do not keep it). */
+  weights(): Float32Array {
+    this.checkAlive();
+    return this.rt.view(this.paramsPtr, this.numParams);
+  }
+
+  /** Live view of all gradients (allocated and zeroed on first call). */
+  grads(): Float32Array {
+    this.checkAlive();
+    if (!this.gradsPtr) {
+      this.gradsPtr = this.rt.allocF32(this.numParams);
+      this.rt.view(this.gradsPtr, this.numParams).fill(0);
+    }
+    return this.rt.view(this.gradsPtr, this.numParams);
+  }
+
+  /** Zero the gradient buffer. */
+  zeroGrad(): void {
+    this.grads().fill(0);
+  }
+
+  /** A copy of all weights (flat, internal layout). */
+  getWeights(): Float32Array {
+    return this.weights().slice();
+  }
+
+  /** Replace all weights (flat, internal layout, length numParams), e.g. from another replica. */
+  setWeights(w: Float32Array): void {
+    if (w.length !== this.numParams) throw new Error(`setWeights: expected ${this.numParams} floats, got ${w.length}`);
+    this.weights().set(w);
+    this.markWeightsChanged();
+  }
+
+  /** Copy weights from another model of the same configuration (cheap: one memcpy). */
+  copyWeightsFrom(other: Transformer): void {
+    if (other.numParams !== this.numParams) throw new Error("copyWeightsFrom: configurations differ");
+    if (other.rt === this.rt) {
+      const H = this.rt.f32();
+      H.copyWithin(this.paramsPtr >> 2, other.paramsPtr >> 2, (other.paramsPtr >> 2) + this.numParams);
+    } else {
+      this.weights().set(other.weights());
+    }
+    this.markWeightsChanged();
+  }
+
+  /** A frozen copy with the same weights in the same runtime (e.g. the KL reference model). */
+  clone(): Transformer {
+    this.checkAlive();
+    const m = new Transformer(this.rt, this.config, this.activationBudgetBytes);
+    m.copyWeightsFrom(this);
+    return m;
+  }
+
+  /**
+   * Call after writing into {@link weights} directly (the optimizer does): invalidates the packed-weight caches.
+   */
+  markWeightsChanged(): void {
+    this.version++;
+  }
+
+  /** Monotonic counter bumped by every weight change. */
+  get weightsVersion(): number {
+    return this.version;
+  }
+
+  /** Free all heap memory of this model. */
+  dispose(): void {
+    if (this.disposed) return;
+    for (const id of this.ids.values()) this.rt.unregister(id);
+    this.ids.clear();
+    for (const p of this.tPtr.values()) this.rt.free(p);
+    this.tPtr.clear();
+    if (this.headTId) this.rt.unregister(this.headTId);
+    if (this.headTPtr) this.rt.free(this.headTPtr);
+    if (this.ropeHeap) for (const p of [this.ropeHeap.cos, this.ropeHeap.sin, this.ropeHeap.sinInv]) this.rt.free(p);
+    this.rt.free(this.paramsPtr);
+    if (this.gradsPtr) this.rt.free(this.gradsPtr);
+    this.disposed = true;
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new Error("model was disposed");
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Weight ids and transposed copies
+
+  /** Kernel id of a weight used as the right-hand matmul operand, valid for the current weights version. */
+  private wid(name: string): number {
+    if (this.idVersion !== this.version) {
+      for (const id of this.ids.values()) this.rt.unregister(id);
+      this.ids.clear();
+      this.idVersion = this.version;
+    }
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      if (name.startsWith("T:")) {
+        const p = this.tPtr.get(name);
+        if (p === undefined) throw new Error(`internal: transposed ${name} missing`);
+        const e = this.param(name.slice(2));
+        id = this.rt.register(p, e.size);
+      } else if (name === "headT") {
+        id = this.rt.register(this.headTPtr, this.config.vocabSize * this.config.hiddenSize);
+      } else {
+        const e = this.param(name);
+        id = this.rt.register(this.paramsPtr + e.offset * 4, e.size);
+      }
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+
+  /** Make sure the transposed projections ([out, in]) exist for the current weights (backward pass). */
+  private ensureTransposes(): void {
+    if (this.tVersion === this.version) return;
+    for (const e of this.params) {
+      const leaf = e.name.split(".").pop();
+      if (leaf !== "wqkv" && leaf !== "wo" && leaf !== "wgu" && leaf !== "wd") continue;
+      const key = `T:${e.name}`;
+      let p = this.tPtr.get(key);
+      if (p === undefined) {
+        p = this.rt.allocF32(e.size);
+        this.tPtr.set(key, p);
+      }
+      const H = this.rt.f32();
+      transpose(H, (this.paramsPtr >> 2) + e.offset, p >> 2, e.shape[0], e.shape[1], this.rt.simd);
+    }
+    // ids of T: entries are keyed by version through wid().
+    this.tVersion = this.version;
+  }
+
+  /** The output head as [d, V] for the forward matmul (transposed copy of embed or lm_head). */
+  private headT(): number {
+    if (this.headTVersion !== this.version || !this.headTPtr) {
+      const c = this.config;
+      if (!this.headTPtr) this.headTPtr = this.rt.allocF32(c.vocabSize * c.hiddenSize);
+      const e = this.param(c.tieEmbeddings ? "embed" : "lm_head");
+      const H = this.rt.f32();
+      transpose(H, (this.paramsPtr >> 2) + e.offset, this.headTPtr >> 2, c.vocabSize, c.hiddenSize, this.rt.simd);
+      this.headTVersion = this.version;
+    }
+    return this.wid("headT");
+  }
+
+  private ropeHeap: { cos: number; sin: number; sinInv: number } | null | undefined;
+  /**
+   * RoPE tables on the heap for the SIMD kernel ([maxPositions, headDim] each: cos duplicated per pair, sin as
+   * [-s, +s] per pair, and its negation for the inverse rotation), or null when the SIMD path does not apply.
+   */
+  private ropeTables(): { cos: number; sin: number; sinInv: number } | null {
+    if (this.ropeHeap !== undefined) return this.ropeHeap;
+    const c = this.config;
+    if (c.headDim % 4 !== 0 || !this.rt.simd) {
+      this.ropeHeap = null;
+      return null;
+    }
+    const n = c.maxPositions * c.headDim;
+    const cos = this.rt.allocF32(n);
+    const sin = this.rt.allocF32(n);
+    const sinInv = this.rt.allocF32(n);
+    const H = this.rt.f32();
+    const half = c.headDim / 2;
+    for (let p = 0; p < c.maxPositions; p++) {
+      for (let i = 0; i < half; i++) {
+        const cs = this.ropeCos[p * half + i];
+        const sn = this.ropeSin[p * half + i];
+        const o = p * c.headDim + 2 * i;
+        H[(cos >> 2) + o] = cs;
+        H[(cos >> 2) + o + 1] = cs;
+        H[(sin >> 2) + o] = -sn;
+        H[(sin >> 2) + o + 1] = sn;
+        H[(sinInv >> 2) + o] = sn;
+        H[(sinInv >> 2) + o + 1] = -sn;
+      }
+    }
+    this.ropeHeap = { cos, sin, sinInv };
+    return this.ropeHeap;
+  }
+
+  /** act = silu(gate) * up over rows of gu = [gate | up] (SIMD kernel when the width allows). */
+  private swigluFwd(gu: number, act: number, rows: number): void {
+    const ffn = this.config.intermediateSize;
+    const simd = ffn % 4 === 0 ? this.rt.simd : null;
+    if (simd) simd.swiglu(gu, act, rows, ffn);
+    else swiglu(this.rt.f32(), gu >> 2, act >> 2, rows, ffn);
+  }
+
+  private headName(): string {
+    return this.config.tieEmbeddings ? "embed" : "lm_head";
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Packing
+
+  private pack(sequences: ArrayLike<number>[]): Packed {
+    const nSeq = sequences.length;
+    const start = new Int32Array(nSeq + 1);
+    for (let i = 0; i < nSeq; i++) {
+      const len = sequences[i].length;
+      if (len > this.config.maxPositions) {
+        throw new Error(`sequence ${i} has ${len} tokens, more than maxPositions ${this.config.maxPositions}`);
+      }
+      start[i + 1] = start[i] + len;
+    }
+    const N = start[nSeq];
+    const tok = new Int32Array(N);
+    const V = this.config.vocabSize;
+    for (let i = 0; i < nSeq; i++) {
+      const s = sequences[i];
+      const o = start[i];
+      for (let t = 0; t < s.length; t++) {
+        const id = s[t];
+        if (!(id >= 0 && id < V) || !Number.isInteger(id)) {
+          throw new Error(`sequence ${i} position ${t}: token id ${id} outside [0, ${V})`);
+        }
+        tok[o + t] = id;
+      }
+    }
+    return { nSeq, N, start, tok };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Forward
+
+  /**
+   * Run the layers over a packed batch. With `save`, keeps every activation the backward pass needs (caller frees
+   * them through `arena`). With `cache`, writes each sequence's roped keys and values into its KV-cache slot.
+   */
+  private forwardLayers(pk: Packed, arena: Arena, save: boolean, cache: CacheTarget | null): ForwardState {
+    const c = this.config;
+    const rt = this.rt;
+    const { N, nSeq, start, tok } = pk;
+    const d = c.hiddenSize;
+    const H_ = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const dh = c.headDim;
+    const rep = H_ / Hkv;
+    const qDim = H_ * dh;
+    const kvDim = Hkv * dh;
+    const qkvDim = qDim + 2 * kvDim;
+    const ffn = c.intermediateSize;
+    const half = dh / 2;
+    const scale = 1 / Math.sqrt(dh);
+    const W0 = this.paramsPtr >> 2;
+    // Heap tables are allocated on first use: before any heap view is taken (allocation may grow the heap).
+    this.ropeTables();
+
+    // Offsets of probability blocks: sequence b holds H * T_b^2 floats.
+    const pOff = new Float64Array(nSeq + 1);
+    for (let b = 0; b < nSeq; b++) {
+      const T = start[b + 1] - start[b];
+      pOff[b + 1] = pOff[b] + H_ * T * T;
+    }
+    const pTotal = pOff[nSeq];
+
+    let t0 = tick();
+    // Embedding gather.
+    let x = arena.f32(N * d);
+    {
+      const H = rt.f32();
+      const E = W0 + this.param("embed").offset;
+      const xo = x >> 2;
+      for (let n = 0; n < N; n++) {
+        const src = E + tok[n] * d;
+        H.copyWithin(xo + n * d, src, src + d);
+      }
+    }
+    tock("embed", t0);
+
+    const layers: LayerSave[] = [];
+    // Scratch reused across layers when not saving.
+    let shared: {
+      xn: number;
+      qkv: number;
+      qh: number;
+      kh: number;
+      vh: number;
+      kt: number;
+      P: number;
+      oh: number;
+      ao: number;
+      tmp: number;
+      gu: number;
+      act: number;
+    } | null = null;
+    let maxT = 0;
+    for (let b = 0; b < nSeq; b++) maxT = Math.max(maxT, start[b + 1] - start[b]);
+    const alloc = (): NonNullable<typeof shared> => ({
+      xn: arena.f32(N * d),
+      qkv: arena.f32(N * qkvDim),
+      qh: arena.f32(N * qDim),
+      kh: arena.f32(N * kvDim),
+      vh: arena.f32(N * kvDim),
+      kt: arena.f32(N * kvDim),
+      P: arena.f32(save ? pTotal : rep * maxT * maxT),
+      oh: arena.f32(N * qDim),
+      ao: arena.f32(N * qDim),
+      tmp: arena.f32(N * d),
+      gu: arena.f32(N * 2 * ffn),
+      act: arena.f32(N * ffn),
+    });
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const pre = `layers.${l}.`;
+      const bufs = save ? alloc() : (shared ??= alloc());
+      const xn2 = save ? arena.f32(N * d) : bufs.xn;
+      const xMid = save ? arena.f32(N * d) : x;
+      const xOut = save ? arena.f32(N * d) : x;
+      const rstd1 = new Float32Array(N);
+      const rstd2 = new Float32Array(N);
+      let H = rt.f32();
+
+      // --- attention
+      t0 = tick();
+      rmsnorm(H, x >> 2, W0 + this.param(pre + "attn_norm").offset, bufs.xn >> 2, N, d, c.rmsNormEps, rstd1);
+      tock("norm", t0);
+      t0 = tick();
+      rt.matmulId(bufs.xn, this.wid(pre + "wqkv"), bufs.qkv, N, d, qkvDim);
+      tock("mm.qkv", t0);
+      H = rt.f32();
+      t0 = tick();
+      if (c.attentionBias) {
+        const bo = W0 + this.param(pre + "bqkv").offset;
+        const q0 = bufs.qkv >> 2;
+        for (let n = 0; n < N; n++) {
+          const o = q0 + n * qkvDim;
+          for (let j = 0; j < qkvDim; j++) H[o + j] += H[bo + j];
+        }
+      }
+      // Split into head layouts with RoPE; q is pre-scaled by 1/sqrt(dh).
+      {
+        const qkv0 = bufs.qkv >> 2;
+        const qh0 = bufs.qh >> 2;
+        const kh0 = bufs.kh >> 2;
+        const vh0 = bufs.vh >> 2;
+        const kt0 = bufs.kt >> 2;
+        const cos = this.ropeCos;
+        const sin = this.ropeSin;
+        for (let b = 0; b < nSeq; b++) {
+          const s0 = start[b];
+          const T = start[b + 1] - s0;
+          const qBase = qh0 + s0 * qDim;
+          const kBase = s0 * kvDim;
+          const rope = this.ropeTables();
+          if (rope) {
+            // SIMD RoPE straight from the fused qkv rows into the head blocks.
+            const simd = this.rt.simd!;
+            const rowB = qkvDim * 4;
+            for (let h = 0; h < H_; h++) {
+              simd.rope(
+                (qkv0 + s0 * qkvDim + h * dh) << 2,
+                rowB,
+                (qBase + h * T * dh) << 2,
+                dh * 4,
+                T,
+                dh,
+                rope.cos,
+                rope.sin,
+                scale,
+              );
+            }
+            for (let g = 0; g < Hkv; g++) {
+              simd.rope(
+                (qkv0 + s0 * qkvDim + qDim + g * dh) << 2,
+                rowB,
+                (kh0 + kBase + g * T * dh) << 2,
+                dh * 4,
+                T,
+                dh,
+                rope.cos,
+                rope.sin,
+                1,
+              );
+              const vdst = vh0 + kBase + g * T * dh;
+              for (let i = 0; i < T; i++) {
+                const vsrc = qkv0 + (s0 + i) * qkvDim + qDim + kvDim + g * dh;
+                H.copyWithin(vdst + i * dh, vsrc, vsrc + dh);
+              }
+            }
+          }
+          for (let i = 0; i < (rope ? 0 : T); i++) {
+            const row = qkv0 + (s0 + i) * qkvDim;
+            const ro = i * half;
+            for (let h = 0; h < H_; h++) {
+              const src = row + h * dh;
+              const dst = qBase + (h * T + i) * dh;
+              for (let e = 0; e < half; e++) {
+                const a = H[src + 2 * e];
+                const bb = H[src + 2 * e + 1];
+                const cs = cos[ro + e];
+                const sn = sin[ro + e];
+                H[dst + 2 * e] = (a * cs - bb * sn) * scale;
+                H[dst + 2 * e + 1] = (a * sn + bb * cs) * scale;
+              }
+            }
+            for (let g = 0; g < Hkv; g++) {
+              const src = row + qDim + g * dh;
+              const dst = kh0 + kBase + (g * T + i) * dh;
+              for (let e = 0; e < half; e++) {
+                const a = H[src + 2 * e];
+                const bb = H[src + 2 * e + 1];
+                const cs = cos[ro + e];
+                const sn = sin[ro + e];
+                H[dst + 2 * e] = a * cs - bb * sn;
+                H[dst + 2 * e + 1] = a * sn + bb * cs;
+              }
+              const vsrc = row + qDim + kvDim + g * dh;
+              const vdst = vh0 + kBase + (g * T + i) * dh;
+              for (let e = 0; e < dh; e++) H[vdst + e] = H[vsrc + e];
+            }
+          }
+          // K^T per kv head ([dh, T], the right-hand operand of Q K^T).
+          for (let g = 0; g < Hkv; g++)
+            transpose(H, kh0 + kBase + g * T * dh, kt0 + kBase + g * T * dh, T, dh, this.rt.simd);
+          if (cache) {
+            // Slot layout: for each layer and kv head, K [maxLen, dh] then V [maxLen, dh].
+            const slot = cache.slotPtr[b] >> 2;
+            for (let g = 0; g < Hkv; g++) {
+              const kdst = slot + (l * Hkv + g) * 2 * cache.maxLen * dh;
+              const vdst = kdst + cache.maxLen * dh;
+              const ks = kh0 + kBase + g * T * dh;
+              const vs = vh0 + kBase + g * T * dh;
+              H.copyWithin(kdst, ks, ks + T * dh);
+              H.copyWithin(vdst, vs, vs + T * dh);
+            }
+          }
+        }
+      }
+      tock("split", t0);
+      // Attention per (sequence, kv group): S = Qg Kt, causal softmax, O = P V.
+      for (let b = 0; b < nSeq; b++) {
+        const s0 = start[b];
+        const T = start[b + 1] - s0;
+        if (T === 0) continue;
+        for (let g = 0; g < Hkv; g++) {
+          const qPtr = bufs.qh + 4 * (s0 * qDim + g * rep * T * dh);
+          const ktPtr = bufs.kt + 4 * (s0 * kvDim + g * T * dh);
+          const vPtr = bufs.vh + 4 * (s0 * kvDim + g * T * dh);
+          const pPtr = save ? bufs.P + 4 * (pOff[b] + g * rep * T * T) : bufs.P;
+          t0 = tick();
+          rt.matmulPtr(qPtr, ktPtr, pPtr, rep * T, dh, T);
+          tock("mm.attn", t0);
+          t0 = tick();
+          causalMaskedSoftmax(rt, pPtr, rep * T, T);
+          tock("softmax", t0);
+          t0 = tick();
+          rt.matmulPtr(pPtr, vPtr, bufs.oh + 4 * (s0 * qDim + g * rep * T * dh), rep * T, T, dh);
+          tock("mm.attn", t0);
+        }
+      }
+      // Merge heads back to [N, H*dh].
+      t0 = tick();
+      H = rt.f32();
+      {
+        const oh0 = bufs.oh >> 2;
+        const ao0 = bufs.ao >> 2;
+        for (let b = 0; b < nSeq; b++) {
+          const s0 = start[b];
+          const T = start[b + 1] - s0;
+          for (let h = 0; h < H_; h++) {
+            const src0 = oh0 + s0 * qDim + h * T * dh;
+            for (let i = 0; i < T; i++) {
+              const src = src0 + i * dh;
+              H.copyWithin(ao0 + (s0 + i) * qDim + h * dh, src, src + dh);
+            }
+          }
+        }
+      }
+      tock("merge", t0);
+      t0 = tick();
+      rt.matmulId(bufs.ao, this.wid(pre + "wo"), bufs.tmp, N, qDim, d);
+      tock("mm.o", t0);
+      H = rt.f32();
+      t0 = tick();
+      {
+        const x0 = x >> 2;
+        const m0 = xMid >> 2;
+        const t_ = bufs.tmp >> 2;
+        for (let i = 0; i < N * d; i++) H[m0 + i] = H[x0 + i] + H[t_ + i];
+      }
+      tock("residual", t0);
+
+      // --- MLP
+      t0 = tick();
+      rmsnorm(H, xMid >> 2, W0 + this.param(pre + "mlp_norm").offset, xn2 >> 2, N, d, c.rmsNormEps, rstd2);
+      tock("norm", t0);
+      t0 = tick();
+      rt.matmulId(xn2, this.wid(pre + "wgu"), bufs.gu, N, d, 2 * ffn);
+      tock("mm.gu", t0);
+      t0 = tick();
+      this.swigluFwd(bufs.gu, bufs.act, N);
+      tock("swiglu", t0);
+      t0 = tick();
+      rt.matmulId(bufs.act, this.wid(pre + "wd"), bufs.tmp, N, ffn, d);
+      tock("mm.down", t0);
+      H = rt.f32();
+      t0 = tick();
+      {
+        const m0 = xMid >> 2;
+        const o0 = xOut >> 2;
+        const t_ = bufs.tmp >> 2;
+        for (let i = 0; i < N * d; i++) H[o0 + i] = H[m0 + i] + H[t_ + i];
+      }
+      tock("residual", t0);
+
+      if (save) {
+        layers.push({
+          xIn: x,
+          rstd1,
+          xn1: bufs.xn,
+          qh: bufs.qh,
+          kh: bufs.kh,
+          vh: bufs.vh,
+          P: bufs.P,
+          ao: bufs.ao,
+          xMid,
+          rstd2,
+          xn2,
+          gu: bufs.gu,
+          act: bufs.act,
+        });
+        // Free what the backward pass does not need.
+        arena.free(bufs.qkv);
+        arena.free(bufs.kt);
+        arena.free(bufs.oh);
+        arena.free(bufs.tmp);
+      }
+      x = xOut;
+    }
+    const xf = arena.f32(N * d);
+    const rstdF = new Float32Array(N);
+    t0 = tick();
+    rmsnorm(rt.f32(), x >> 2, W0 + this.param("final_norm").offset, xf >> 2, N, d, c.rmsNormEps, rstdF);
+    tock("norm", t0);
+    return { packed: pk, xf, xLast: x, rstdF, layers, pOff };
+  }
+
+  /** Rows (in packed order) that predict the wanted tokens, and the wanted token ids. */
+  private targetRows(
+    pk: Packed,
+    from: ArrayLike<number> | undefined,
+  ): { rows: Int32Array; targets: Int32Array; counts: Int32Array } {
+    const counts = new Int32Array(pk.nSeq);
+    let R = 0;
+    for (let b = 0; b < pk.nSeq; b++) {
+      const T = pk.start[b + 1] - pk.start[b];
+      const f = from ? from[b] : 1;
+      if (!(Number.isInteger(f) && f >= 1)) throw new Error(`from[${b}] must be an integer >= 1 (got ${f})`);
+      counts[b] = Math.max(0, T - f);
+      R += counts[b];
+    }
+    const rows = new Int32Array(R);
+    const targets = new Int32Array(R);
+    let r = 0;
+    for (let b = 0; b < pk.nSeq; b++) {
+      const s0 = pk.start[b];
+      const T = pk.start[b + 1] - s0;
+      const f = from ? from[b] : 1;
+      for (let t = f; t < T; t++) {
+        rows[r] = s0 + t - 1;
+        targets[r] = pk.tok[s0 + t];
+        r++;
+      }
+    }
+    return { rows, targets, counts };
+  }
+
+  /**
+   * Output head on selected rows of xf: writes log-probs and entropies of the targets; when `probs` is given, keeps
+   * the softmax probabilities [R, V] there (for the backward pass).
+   */
+  private headForward(
+    xf: number,
+    rows: Int32Array,
+    targets: Int32Array,
+    arena: Arena,
+    logp: Float32Array,
+    ent: Float32Array,
+    probs: number,
+    xrOut: number,
+  ): void {
+    const c = this.config;
+    const d = c.hiddenSize;
+    const V = c.vocabSize;
+    const R = rows.length;
+    if (R === 0) return;
+    const chunk = Math.max(1, Math.min(R, Math.floor((64 * 2 ** 20) / (V * 4))));
+    const headId = this.headT();
+    const xr = xrOut || arena.f32(Math.min(R, chunk) * d);
+    const logits = arena.f32(Math.min(R, chunk) * V);
+    const pBuf = probs ? 0 : arena.f32(Math.min(R, chunk) * V);
+    for (let r0 = 0; r0 < R; r0 += chunk) {
+      const n = Math.min(chunk, R - r0);
+      let t0 = tick();
+      let H = this.rt.f32();
+      const xrC = xrOut ? xr + 4 * r0 * d : xr;
+      for (let i = 0; i < n; i++) {
+        const src = (xf >> 2) + rows[r0 + i] * d;
+        H.copyWithin((xrC >> 2) + i * d, src, src + d);
+      }
+      tock("head.gather", t0);
+      t0 = tick();
+      this.rt.matmulId(xrC, headId, logits, n, d, V);
+      tock("mm.head", t0);
+      const pC = probs ? probs + 4 * r0 * V : pBuf;
+      t0 = tick();
+      this.rt.softmaxRows(logits, pC, n, V);
+      tock("head.softmax", t0);
+      t0 = tick();
+      H = this.rt.f32();
+      const z0 = logits >> 2;
+      const p0 = pC >> 2;
+      const simdHead = V % 4 === 0 ? this.rt.simd : null;
+      for (let i = 0; i < n; i++) {
+        const zo = z0 + i * V;
+        const po = p0 + i * V;
+        let am = 0;
+        let zm = H[zo];
+        for (let j = 1; j < V; j++) {
+          if (H[zo + j] > zm) {
+            zm = H[zo + j];
+            am = j;
+          }
+        }
+        const lse = zm - Math.log(H[po + am]);
+        let pz = 0;
+        if (simdHead) pz = simdHead.dot(po << 2, zo << 2, V);
+        else for (let j = 0; j < V; j++) pz += H[po + j] * H[zo + j];
+        logp[r0 + i] = H[zo + targets[r0 + i]] - lse;
+        ent[r0 + i] = Math.max(0, lse - pz);
+      }
+      tock("head.logp", t0);
+    }
+  }
+
+  /** Split flat per-row values into per-sequence arrays. */
+  private static split(flat: Float32Array, counts: Int32Array): Float32Array[] {
+    const out: Float32Array[] = [];
+    let o = 0;
+    for (let b = 0; b < counts.length; b++) {
+      out.push(flat.slice(o, o + counts[b]));
+      o += counts[b];
+    }
+    return out;
+  }
+
+  /** Rough bytes of saved activations for a training pass over this batch. */
+  private activationBytes(sequences: ArrayLike<number>[], R: number): number {
+    const c = this.config;
+    const d = c.hiddenSize;
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    let N = 0;
+    let sq = 0;
+    for (const s of sequences) {
+      N += s.length;
+      sq += s.length * s.length;
+    }
+    const perLayer = N * (4 * d + 2 * qDim + 2 * kvDim + 3 * c.intermediateSize) + c.numHeads * sq;
+    return 4 * (c.numLayers * perLayer + 2 * N * d + R * (c.vocabSize + d));
+  }
+
+  /**
+   * Per-token log-probs (and entropies) of a batch, no gradients. Shapes: see {@link LogprobBatch}.
+   * Micro-batches by the activation budget internally; any batch size works.
+   */
+  computeLogprobs(batch: LogprobBatch): LogprobResult {
+    this.checkAlive();
+    const groups = this.microBatches(batch, false);
+    const logprobs: Float32Array[] = new Array(batch.sequences.length);
+    const entropy: Float32Array[] = new Array(batch.sequences.length);
+    for (const idx of groups) {
+      const seqs = idx.map((i) => batch.sequences[i]);
+      const from = batch.from ? idx.map((i) => batch.from![i]) : undefined;
+      const arena = new Arena(this.rt);
+      try {
+        const pk = this.pack(seqs);
+        const { rows, targets, counts } = this.targetRows(pk, from);
+        const st = this.forwardLayers(pk, arena, false, null);
+        const lp = new Float32Array(rows.length);
+        const en = new Float32Array(rows.length);
+        this.headForward(st.xf, rows, targets, arena, lp, en, 0, 0);
+        const lps = Transformer.split(lp, counts);
+        const ens = Transformer.split(en, counts);
+        idx.forEach((i, k) => {
+          logprobs[i] = lps[k];
+          entropy[i] = ens[k];
+        });
+      } finally {
+        arena.freeAll();
+      }
+    }
+    return { logprobs, entropy };
+  }
+
+  /** Split sequence indices into groups whose activations fit the budget. */
+  private microBatches(batch: LogprobBatch, training: boolean): number[][] {
+    const n = batch.sequences.length;
+    const budget = training ? this.activationBudgetBytes : Math.max(this.activationBudgetBytes / 4, 64 * 2 ** 20);
+    const groups: number[][] = [];
+    let cur: number[] = [];
+    let curSeqs: ArrayLike<number>[] = [];
+    let curR = 0;
+    for (let i = 0; i < n; i++) {
+      const s = batch.sequences[i];
+      const f = batch.from ? batch.from[i] : 1;
+      const r = Math.max(0, s.length - f);
+      const bytes = this.activationBytes([...curSeqs, s], curR + r);
+      if (cur.length > 0 && bytes > budget) {
+        groups.push(cur);
+        cur = [];
+        curSeqs = [];
+        curR = 0;
+      }
+      cur.push(i);
+      curSeqs.push(s);
+      curR += r;
+    }
+    if (cur.length > 0) groups.push(cur);
+    return groups;
+  }
+
+  /**
+   * Forward + `lossFn` + backward: adds dLoss/dθ into the gradient buffer (call {@link zeroGrad} between optimizer
+   * steps). `lossFn` receives the log-probs of the whole batch at once and returns dLoss/dlogp of the same shapes;
+   * gradients flow through the model only (the returned gradient is treated as a constant). If the batch does not
+   * fit the activation budget it runs the forward twice (log-probs first, then recompute + backward per micro-batch).
+   */
+  accumulateGradients(batch: LogprobBatch, lossFn: LogprobLossFn): AccumulateResult {
+    const pass = this.beginTraining(batch);
+    try {
+      const { loss, grad } = lossFn(pass.logprobs, pass.entropy);
+      pass.backward(grad);
+      return { loss, logprobs: pass.logprobs, entropy: pass.entropy, tokens: pass.tokens, recomputed: pass.recomputed };
+    } finally {
+      pass.release();
+    }
+  }
+
+  /**
+   * First half of {@link accumulateGradients}: the forward pass, keeping what the backward pass needs. Returns a
+   * {@link TrainingPass} holding the log-probs; call its `backward(dLoss/dlogp)` (once) and then `release()`.
+   * Used to shard one batch over several replicas (ParallelModel) with a single loss over the whole batch.
+   */
+  beginTraining(batch: LogprobBatch): TrainingPass {
+    this.checkAlive();
+    this.grads();
+    const groups = this.microBatches(batch, true);
+    if (groups.length === 1) {
+      const arena = new Arena(this.rt);
+      try {
+        const pk = this.pack(batch.sequences);
+        const { rows, targets, counts } = this.targetRows(pk, batch.from);
+        const st = this.forwardLayers(pk, arena, true, null);
+        const R = rows.length;
+        const V = this.config.vocabSize;
+        const probs = arena.f32(R * V);
+        const xr = arena.f32(R * this.config.hiddenSize);
+        const lp = new Float32Array(R);
+        const en = new Float32Array(R);
+        this.headForward(st.xf, rows, targets, arena, lp, en, probs, xr);
+        const logprobs = Transformer.split(lp, counts);
+        const entropy = Transformer.split(en, counts);
+        return new TrainingPass(
+          logprobs,
+          entropy,
+          R,
+          false,
+          (grad) => {
+            const g = this.flattenGrad(grad, counts);
+            this.backward(st, rows, targets, g, probs, xr, arena);
+          },
+          () => arena.freeAll(),
+        );
+      } catch (err) {
+        arena.freeAll();
+        throw err;
+      }
+    }
+    // Two passes: all log-probs now; backward() recomputes each micro-batch's forward before its backward.
+    const first = this.computeLogprobs(batch);
+    let R = 0;
+    for (const a of first.logprobs) R += a.length;
+    return new TrainingPass(
+      first.logprobs,
+      first.entropy,
+      R,
+      true,
+      (grad) => {
+        if (grad.length !== batch.sequences.length) {
+          throw new Error(`lossFn returned ${grad.length} gradient arrays for ${batch.sequences.length} sequences`);
+        }
+        for (const idx of groups) {
+          const seqs = idx.map((i) => batch.sequences[i]);
+          const from = batch.from ? idx.map((i) => batch.from![i]) : undefined;
+          const arena = new Arena(this.rt);
+          try {
+            const pk = this.pack(seqs);
+            const { rows, targets, counts } = this.targetRows(pk, from);
+            const st = this.forwardLayers(pk, arena, true, null);
+            const Rg = rows.length;
+            const probs = arena.f32(Rg * this.config.vocabSize);
+            const xr = arena.f32(Rg * this.config.hiddenSize);
+            this.headForward(st.xf, rows, targets, arena, new Float32Array(Rg), new Float32Array(Rg), probs, xr);
+            const g = this.flattenGrad(
+              idx.map((i) => grad[i]),
+              counts,
+            );
+            this.backward(st, rows, targets, g, probs, xr, arena);
+          } finally {
+            arena.freeAll();
+          }
+        }
+      },
+      () => {},
+    );
+  }
+
+  private flattenGrad(grad: ArrayLike<number>[], counts: Int32Array): Float32Array {
+    if (grad.length !== counts.length) {
+      throw new Error(`lossFn returned ${grad.length} gradient arrays for ${counts.length} sequences`);
+    }
+    let R = 0;
+    for (const c of counts) R += c;
+    const g = new Float32Array(R);
+    let o = 0;
+    for (let b = 0; b < counts.length; b++) {
+      if (grad[b].length !== counts[b]) {
+        throw new Error(`lossFn gradient for sequence ${b} has length ${grad[b].length}, expected ${counts[b]}`);
+      }
+      for (let i = 0; i < counts[b]; i++) {
+        const v = grad[b][i];
+        if (!Number.isFinite(v)) throw new Error(`lossFn gradient for sequence ${b} position ${i} is not finite`);
+        g[o + i] = v;
+      }
+      o += counts[b];
+    }
+    return g;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Backward
+
+  /**
+   * dW[in, out] += X^T[in, N] @ dY[N, out]. XNNPACK has no blocking over the reduction dimension, so a long N (all
+   * tokens of the batch) streams its panels from memory; the product is therefore summed over chunks of
+   * `tuning.wgradChunk` tokens (1024). The larger of in/out becomes the row dimension of each chunk product (the other
+   * operand is the one XNNPACK packs).
+   */
+  private weightGrad(
+    X: number,
+    dY: number,
+    N: number,
+    inDim: number,
+    outDim: number,
+    gOff: number,
+    arena: Arena,
+    rowsIn = inDim >= outDim,
+    chunkTokens = this.tuning.wgradChunk,
+  ): void {
+    const rt = this.rt;
+    const chunk = Math.max(1, Math.min(N, chunkTokens));
+    const M = rowsIn ? inDim : outDim;
+    const at = arena.f32(M * chunk);
+    const tmp = arena.f32(inDim * outDim);
+    const G = (this.gradsPtr >> 2) + gOff;
+    for (let c0 = 0; c0 < N; c0 += chunk) {
+      const c = Math.min(chunk, N - c0);
+      let t0 = tick();
+      let H = rt.f32();
+      if (rowsIn) transpose(H, (X >> 2) + c0 * inDim, at >> 2, c, inDim, this.rt.simd);
+      else transpose(H, (dY >> 2) + c0 * outDim, at >> 2, c, outDim, this.rt.simd);
+      tock("bwd.transpose", t0);
+      t0 = tick();
+      if (rowsIn) rt.matmulPtr(at, dY + 4 * c0 * outDim, tmp, inDim, c, outDim);
+      else rt.matmulPtr(at, X + 4 * c0 * inDim, tmp, outDim, c, inDim);
+      tock("mm.wgrad", t0);
+      t0 = tick();
+      H = rt.f32();
+      if (rowsIn) addInto(H, G, tmp >> 2, inDim * outDim);
+      else transposeAdd(H, tmp >> 2, G, outDim, inDim);
+      tock("bwd.accum", t0);
+    }
+    arena.free(tmp);
+    arena.free(at);
+  }
+
+  private backward(
+    st: ForwardState,
+    rows: Int32Array,
+    targets: Int32Array,
+    g: Float32Array,
+    probs: number,
+    xr: number,
+    arena: Arena,
+  ): void {
+    const c = this.config;
+    const rt = this.rt;
+    const { N, nSeq, start, tok } = st.packed;
+    const d = c.hiddenSize;
+    const V = c.vocabSize;
+    const H_ = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const dh = c.headDim;
+    const rep = H_ / Hkv;
+    const qDim = H_ * dh;
+    const kvDim = Hkv * dh;
+    const qkvDim = qDim + 2 * kvDim;
+    const ffn = c.intermediateSize;
+    const half = dh / 2;
+    const scale = 1 / Math.sqrt(dh);
+    const W0 = this.paramsPtr >> 2;
+    const G0 = this.gradsPtr >> 2;
+    const R = rows.length;
+    this.ensureTransposes();
+    this.ropeTables();
+
+    // --- output head: dlogits = g * (onehot - p), in place over probs.
+    let t0 = tick();
+    let H = rt.f32();
+    {
+      const p0 = probs >> 2;
+      const simd = V % 4 === 0 ? rt.simd : null;
+      for (let r = 0; r < R; r++) {
+        const o = p0 + r * V;
+        const gr = g[r];
+        if (gr === 0) {
+          H.fill(0, o, o + V);
+          continue;
+        }
+        const ng = -gr;
+        if (simd) simd.scale(o << 2, V, ng);
+        else for (let j = 0; j < V; j++) H[o + j] *= ng;
+        H[o + targets[r]] += gr;
+      }
+    }
+    tock("bwd.head", t0);
+    const dxf = arena.f32(N * d);
+    rt.view(dxf, N * d).fill(0);
+    if (R > 0) {
+      const dxr = arena.f32(R * d);
+      t0 = tick();
+      rt.matmulId(probs, this.wid(this.headName()), dxr, R, V, d);
+      tock("mm.head", t0);
+      // dHead[V, d] += dlogits^T @ xr (chunks of transposed dlogits as the long row dimension).
+      this.weightGrad(probs, xr, R, V, d, this.param(this.headName()).offset, arena, V >= d, this.tuning.headChunk);
+      H = rt.f32();
+      const dx0 = dxf >> 2;
+      const r0 = dxr >> 2;
+      for (let r = 0; r < R; r++) {
+        const dst = dx0 + rows[r] * d;
+        const src = r0 + r * d;
+        for (let i = 0; i < d; i++) H[dst + i] += H[src + i];
+      }
+      arena.free(dxr);
+    }
+    arena.free(probs);
+    // Final norm.
+    const dx = arena.f32(N * d);
+    t0 = tick();
+    rmsnormBackward(
+      rt.f32(),
+      dxf >> 2,
+      st.xLast >> 2,
+      st.rstdF,
+      W0 + this.param("final_norm").offset,
+      dx >> 2,
+      G0 + this.param("final_norm").offset,
+      N,
+      d,
+      false,
+    );
+    tock("bwd.norm", t0);
+    arena.free(dxf);
+
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const pre = `layers.${l}.`;
+      const s = st.layers[l];
+      // --- MLP: out = xMid + act @ wd
+      const dact = arena.f32(N * ffn);
+      t0 = tick();
+      rt.matmulId(dx, this.wid("T:" + pre + "wd"), dact, N, d, ffn);
+      tock("mm.down", t0);
+      this.weightGrad(s.act, dx, N, ffn, d, this.param(pre + "wd").offset, arena);
+      const dgu = arena.f32(N * 2 * ffn);
+      t0 = tick();
+      const simd = ffn % 4 === 0 ? rt.simd : null;
+      if (simd) simd.swiglu_back(s.gu, dact, dgu, N, ffn);
+      else swigluBackward(rt.f32(), s.gu >> 2, dact >> 2, dgu >> 2, N, ffn);
+      tock("bwd.swiglu", t0);
+      arena.free(dact);
+      this.weightGrad(s.xn2, dgu, N, d, 2 * ffn, this.param(pre + "wgu").offset, arena);
+      const dxn2 = arena.f32(N * d);
+      t0 = tick();
+      rt.matmulId(dgu, this.wid("T:" + pre + "wgu"), dxn2, N, 2 * ffn, d);
+      tock("mm.gu", t0);
+      arena.free(dgu);
+      // dxMid = dx + norm backward
+      t0 = tick();
+      rmsnormBackward(
+        rt.f32(),
+        dxn2 >> 2,
+        s.xMid >> 2,
+        s.rstd2,
+        W0 + this.param(pre + "mlp_norm").offset,
+        dx >> 2,
+        G0 + this.param(pre + "mlp_norm").offset,
+        N,
+        d,
+        true,
+      );
+      tock("bwd.norm", t0);
+      arena.free(dxn2);
+      const dxMid = dx;
+
+      // --- attention: xMid = xIn + ao @ wo
+      const dao = arena.f32(N * qDim);
+      t0 = tick();
+      rt.matmulId(dxMid, this.wid("T:" + pre + "wo"), dao, N, d, qDim);
+      tock("mm.o", t0);
+      this.weightGrad(s.ao, dxMid, N, qDim, d, this.param(pre + "wo").offset, arena);
+      // Split dao into head layout (same layout as qh).
+      const doh = arena.f32(N * qDim);
+      t0 = tick();
+      H = rt.f32();
+      {
+        const src0 = dao >> 2;
+        const dst0 = doh >> 2;
+        for (let b = 0; b < nSeq; b++) {
+          const s0 = start[b];
+          const T = start[b + 1] - s0;
+          for (let h = 0; h < H_; h++) {
+            const base = dst0 + s0 * qDim + h * T * dh;
+            for (let i = 0; i < T; i++) {
+              const src = src0 + (s0 + i) * qDim + h * dh;
+              H.copyWithin(base + i * dh, src, src + dh);
+            }
+          }
+        }
+      }
+      tock("bwd.split", t0);
+      arena.free(dao);
+      const dqh = arena.f32(N * qDim);
+      const dkh = arena.f32(N * kvDim);
+      const dvh = arena.f32(N * kvDim);
+      let maxT = 0;
+      for (let b = 0; b < nSeq; b++) maxT = Math.max(maxT, start[b + 1] - start[b]);
+      const dP = arena.f32(rep * maxT * maxT);
+      const tBuf = arena.f32(rep * maxT * maxT);
+      const vt = arena.f32(maxT * dh);
+      for (let b = 0; b < nSeq; b++) {
+        const s0 = start[b];
+        const T = start[b + 1] - s0;
+        if (T === 0) continue;
+        for (let g = 0; g < Hkv; g++) {
+          const qOffB = 4 * (s0 * qDim + g * rep * T * dh);
+          const kvOffB = 4 * (s0 * kvDim + g * T * dh);
+          const pPtr = s.P + 4 * (st.pOff[b] + g * rep * T * T);
+          const rows_ = rep * T;
+          // dP = dO Vt
+          t0 = tick();
+          H = rt.f32();
+          transpose(H, (s.vh + kvOffB) >> 2, vt >> 2, T, dh, this.rt.simd);
+          tock("bwd.transpose", t0);
+          t0 = tick();
+          rt.matmulPtr(doh + qOffB, vt, dP, rows_, dh, T);
+          // dV = P^T dO
+          tock("mm.attn", t0);
+          t0 = tick();
+          H = rt.f32();
+          transpose(H, pPtr >> 2, tBuf >> 2, rows_, T, this.rt.simd);
+          tock("bwd.transpose", t0);
+          t0 = tick();
+          rt.matmulPtr(tBuf, doh + qOffB, dvh + kvOffB, T, rows_, dh);
+          tock("mm.attn", t0);
+          // dS
+          t0 = tick();
+          if (T % 4 === 0 && rt.simd) rt.simd.softmax_bwd(pPtr, dP, rows_, T);
+          else causalSoftmaxBackward(rt.f32(), pPtr >> 2, dP >> 2, rows_, T);
+          tock("bwd.softmax", t0);
+          // dQ = dS K ; dK = dS^T Q
+          t0 = tick();
+          rt.matmulPtr(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh);
+          tock("mm.attn", t0);
+          t0 = tick();
+          H = rt.f32();
+          transpose(H, dP >> 2, tBuf >> 2, rows_, T, this.rt.simd);
+          tock("bwd.transpose", t0);
+          t0 = tick();
+          rt.matmulPtr(tBuf, s.qh + qOffB, dkh + kvOffB, T, rows_, dh);
+          tock("mm.attn", t0);
+        }
+      }
+      arena.free(vt);
+      arena.free(tBuf);
+      arena.free(dP);
+      arena.free(doh);
+      // Merge into dqkv with inverse RoPE (and the q scale).
+      const dqkv = arena.f32(N * qkvDim);
+      t0 = tick();
+      H = rt.f32();
+      {
+        const out0 = dqkv >> 2;
+        const dq0 = dqh >> 2;
+        const dk0 = dkh >> 2;
+        const dv0 = dvh >> 2;
+        const cos = this.ropeCos;
+        const sin = this.ropeSin;
+        const rope = this.ropeTables();
+        for (let b = 0; b < nSeq; b++) {
+          const s0 = start[b];
+          const T = start[b + 1] - s0;
+          if (rope) {
+            const simd = rt.simd!;
+            const rowB = qkvDim * 4;
+            for (let h = 0; h < H_; h++) {
+              simd.rope(
+                (dq0 + s0 * qDim + h * T * dh) << 2,
+                dh * 4,
+                (out0 + s0 * qkvDim + h * dh) << 2,
+                rowB,
+                T,
+                dh,
+                rope.cos,
+                rope.sinInv,
+                scale,
+              );
+            }
+            for (let gg = 0; gg < Hkv; gg++) {
+              simd.rope(
+                (dk0 + s0 * kvDim + gg * T * dh) << 2,
+                dh * 4,
+                (out0 + s0 * qkvDim + qDim + gg * dh) << 2,
+                rowB,
+                T,
+                dh,
+                rope.cos,
+                rope.sinInv,
+                1,
+              );
+              const vsrc0 = dv0 + s0 * kvDim + gg * T * dh;
+              for (let i = 0; i < T; i++) {
+                const vdst = out0 + (s0 + i) * qkvDim + qDim + kvDim + gg * dh;
+                H.copyWithin(vdst, vsrc0 + i * dh, vsrc0 + (i + 1) * dh);
+              }
+            }
+            continue;
+          }
+          for (let i = 0; i < T; i++) {
+            const row = out0 + (s0 + i) * qkvDim;
+            const ro = i * half;
+            for (let h = 0; h < H_; h++) {
+              const src = dq0 + s0 * qDim + (h * T + i) * dh;
+              const dst = row + h * dh;
+              for (let e = 0; e < half; e++) {
+                const a = H[src + 2 * e];
+                const bb = H[src + 2 * e + 1];
+                const cs = cos[ro + e];
+                const sn = sin[ro + e];
+                H[dst + 2 * e] = (a * cs + bb * sn) * scale;
+                H[dst + 2 * e + 1] = (-a * sn + bb * cs) * scale;
+              }
+            }
+            for (let gg = 0; gg < Hkv; gg++) {
+              const src = dk0 + s0 * kvDim + (gg * T + i) * dh;
+              const dst = row + qDim + gg * dh;
+              for (let e = 0; e < half; e++) {
+                const a = H[src + 2 * e];
+                const bb = H[src + 2 * e + 1];
+                const cs = cos[ro + e];
+                const sn = sin[ro + e];
+                H[dst + 2 * e] = a * cs + bb * sn;
+                H[dst + 2 * e + 1] = -a * sn + bb * cs;
+              }
+              const vsrc = dv0 + s0 * kvDim + (gg * T + i) * dh;
+              const vdst = row + qDim + kvDim + gg * dh;
+              for (let e = 0; e < dh; e++) H[vdst + e] = H[vsrc + e];
+            }
+          }
+        }
+      }
+      tock("bwd.merge", t0);
+      arena.free(dqh);
+      arena.free(dkh);
+      arena.free(dvh);
+      if (c.attentionBias) colSumInto(rt.f32(), dqkv >> 2, G0 + this.param(pre + "bqkv").offset, N, qkvDim);
+      this.weightGrad(s.xn1, dqkv, N, d, qkvDim, this.param(pre + "wqkv").offset, arena);
+      const dxn1 = arena.f32(N * d);
+      t0 = tick();
+      rt.matmulId(dqkv, this.wid("T:" + pre + "wqkv"), dxn1, N, qkvDim, d);
+      tock("mm.qkv", t0);
+      arena.free(dqkv);
+      t0 = tick();
+      rmsnormBackward(
+        rt.f32(),
+        dxn1 >> 2,
+        s.xIn >> 2,
+        s.rstd1,
+        W0 + this.param(pre + "attn_norm").offset,
+        dx >> 2,
+        G0 + this.param(pre + "attn_norm").offset,
+        N,
+        d,
+        true,
+      );
+      tock("bwd.norm", t0);
+      arena.free(dxn1);
+      // Free this layer's saved activations early.
+      for (const p of [s.xn1, s.qh, s.kh, s.vh, s.P, s.ao, s.xn2, s.gu, s.act, s.xMid]) arena.free(p);
+      if (l > 0) arena.free(s.xIn);
+    }
+    // Embedding scatter-add.
+    t0 = tick();
+    H = rt.f32();
+    {
+      const E = G0 + this.param("embed").offset;
+      const dx0 = dx >> 2;
+      for (let n = 0; n < N; n++) {
+        const dst = E + tok[n] * d;
+        const src = dx0 + n * d;
+        for (let i = 0; i < d; i++) H[dst + i] += H[src + i];
+      }
+    }
+    tock("bwd.embed", t0);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Inference helpers for the sampler
+
+  /** Floats of one sequence's KV-cache slot for `maxLen` positions. */
+  cacheSlotFloats(maxLen: number): number {
+    const c = this.config;
+    return c.numLayers * c.numKvHeads * 2 * maxLen * c.headDim;
+  }
+
+  /**
+   * Prefill: run whole sequences, write their keys/values into the given cache slots, and return the logits of each
+   * sequence's last position as [nSeq][V] (copied out of the heap).
+   */
+  prefill(sequences: ArrayLike<number>[], cache: CacheTarget): Float32Array[] {
+    this.checkAlive();
+    const arena = new Arena(this.rt);
+    try {
+      const pk = this.pack(sequences);
+      for (let b = 0; b < pk.nSeq; b++) {
+        if (pk.start[b + 1] - pk.start[b] > cache.maxLen)
+          throw new Error("prefill: sequence longer than the cache slot");
+        if (pk.start[b + 1] === pk.start[b]) throw new Error("prefill: empty sequence");
+      }
+      const st = this.forwardLayers(pk, arena, false, cache);
+      const rows = new Int32Array(pk.nSeq);
+      for (let b = 0; b < pk.nSeq; b++) rows[b] = pk.start[b + 1] - 1;
+      return this.logitsRows(st.xf, rows, arena);
+    } finally {
+      arena.freeAll();
+    }
+  }
+
+  private logitsRows(xf: number, rows: Int32Array, arena: Arena): Float32Array[] {
+    const d = this.config.hiddenSize;
+    const V = this.config.vocabSize;
+    const R = rows.length;
+    const xr = arena.f32(R * d);
+    let H = this.rt.f32();
+    for (let i = 0; i < R; i++) {
+      const src = (xf >> 2) + rows[i] * d;
+      H.copyWithin((xr >> 2) + i * d, src, src + d);
+    }
+    const logits = arena.f32(R * V);
+    const t0 = tick();
+    this.rt.matmulId(xr, this.headT(), logits, R, d, V);
+    tock("mm.head", t0);
+    H = this.rt.f32();
+    const out: Float32Array[] = [];
+    for (let i = 0; i < R; i++) out.push(H.slice((logits >> 2) + i * V, (logits >> 2) + (i + 1) * V));
+    return out;
+  }
+
+  /**
+   * One decode step for S sequences: token `tokens[s]` at position `positions[s]` (the cache of slot s holds
+   * positions 0..positions[s]-1 and receives this one). Returns the next-token logits per sequence.
+   */
+  decodeStep(tokens: ArrayLike<number>, positions: ArrayLike<number>, cache: CacheTarget): Float32Array[] {
+    this.checkAlive();
+    const c = this.config;
+    const rt = this.rt;
+    const S = tokens.length;
+    const d = c.hiddenSize;
+    const H_ = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const dh = c.headDim;
+    const rep = H_ / Hkv;
+    const qDim = H_ * dh;
+    const kvDim = Hkv * dh;
+    const qkvDim = qDim + 2 * kvDim;
+    const ffn = c.intermediateSize;
+    const half = dh / 2;
+    const scale = 1 / Math.sqrt(dh);
+    const W0 = this.paramsPtr >> 2;
+    const maxLen = cache.maxLen;
+    for (let s = 0; s < S; s++) {
+      if (positions[s] >= maxLen || positions[s] >= c.maxPositions)
+        throw new Error("decodeStep: position beyond the cache");
+      if (!(tokens[s] >= 0 && tokens[s] < c.vocabSize))
+        throw new Error(`decodeStep: token id ${tokens[s]} out of range`);
+    }
+    const rope = dh % 4 === 0 ? this.ropeTables() : null;
+    const arena = new Arena(rt);
+    try {
+      const x = arena.f32(S * d);
+      const xn = arena.f32(S * d);
+      const qkv = arena.f32(S * qkvDim);
+      const ao = arena.f32(S * qDim);
+      const tmp = arena.f32(S * d);
+      const gu = arena.f32(S * 2 * ffn);
+      const act = arena.f32(S * ffn);
+      let maxPos = 0;
+      for (let s = 0; s < S; s++) maxPos = Math.max(maxPos, positions[s]);
+      const sc = new Float32Array(maxPos + 1);
+      const qv = new Float32Array(dh);
+      const simd = dh % 4 === 0 ? rt.simd : null;
+      const qPtr = arena.f32(dh);
+      const scPtr = arena.f32(maxPos + 8);
+      let H = rt.f32();
+      const E = W0 + this.param("embed").offset;
+      for (let s = 0; s < S; s++) H.copyWithin((x >> 2) + s * d, E + tokens[s] * d, E + tokens[s] * d + d);
+      for (let l = 0; l < c.numLayers; l++) {
+        const pre = `layers.${l}.`;
+        H = rt.f32();
+        let t0 = tick();
+        rmsnorm(H, x >> 2, W0 + this.param(pre + "attn_norm").offset, xn >> 2, S, d, c.rmsNormEps, null);
+        tock("dec.norm", t0);
+        t0 = tick();
+        rt.matmulId(xn, this.wid(pre + "wqkv"), qkv, S, d, qkvDim);
+        tock("dec.mm", t0);
+        t0 = tick();
+        H = rt.f32();
+        if (c.attentionBias) {
+          const bo = W0 + this.param(pre + "bqkv").offset;
+          for (let s = 0; s < S; s++) {
+            const o = (qkv >> 2) + s * qkvDim;
+            for (let j = 0; j < qkvDim; j++) H[o + j] += H[bo + j];
+          }
+        }
+        for (let s = 0; s < S; s++) {
+          const p = positions[s];
+          const row = (qkv >> 2) + s * qkvDim;
+          const ro = p * half;
+          const slot = cache.slotPtr[s] >> 2;
+          // Rope k and write k, v into the cache at position p.
+          for (let g = 0; g < Hkv; g++) {
+            const kBase = slot + (l * Hkv + g) * 2 * maxLen * dh;
+            const vBase = kBase + maxLen * dh;
+            const src = row + qDim + g * dh;
+            const kd = kBase + p * dh;
+            const vs = row + qDim + kvDim + g * dh;
+            if (rope && simd) {
+              simd.rope(src << 2, 0, kd << 2, 0, 1, dh, rope.cos + p * dh * 4, rope.sin + p * dh * 4, 1);
+              H.copyWithin(vBase + p * dh, vs, vs + dh);
+              continue;
+            }
+            for (let e = 0; e < half; e++) {
+              const a = H[src + 2 * e];
+              const bb = H[src + 2 * e + 1];
+              const cs = this.ropeCos[ro + e];
+              const sn = this.ropeSin[ro + e];
+              H[kd + 2 * e] = a * cs - bb * sn;
+              H[kd + 2 * e + 1] = a * sn + bb * cs;
+            }
+            H.copyWithin(vBase + p * dh, vs, vs + dh);
+          }
+          for (let h = 0; h < H_; h++) {
+            const g = (h / rep) | 0;
+            const kBase = slot + (l * Hkv + g) * 2 * maxLen * dh;
+            const vBase = kBase + maxLen * dh;
+            const src = row + h * dh;
+            const out = (ao >> 2) + s * qDim + h * dh;
+            if (simd && rope) {
+              // q (roped, scaled) into the heap scratch, then the SIMD single-query attention.
+              simd.rope(src << 2, 0, qPtr, 0, 1, dh, rope.cos + p * dh * 4, rope.sin + p * dh * 4, scale);
+              simd.attn1(qPtr, kBase << 2, vBase << 2, p + 1, dh, out << 2, scPtr);
+              continue;
+            }
+            for (let e = 0; e < half; e++) {
+              const a = H[src + 2 * e];
+              const bb = H[src + 2 * e + 1];
+              const cs = this.ropeCos[ro + e];
+              const sn = this.ropeSin[ro + e];
+              qv[2 * e] = (a * cs - bb * sn) * scale;
+              qv[2 * e + 1] = (a * sn + bb * cs) * scale;
+            }
+            let m = -Infinity;
+            for (let j = 0; j <= p; j++) {
+              const ko = kBase + j * dh;
+              let dot = 0;
+              for (let e = 0; e < dh; e++) dot += qv[e] * H[ko + e];
+              sc[j] = dot;
+              if (dot > m) m = dot;
+            }
+            let sum = 0;
+            for (let j = 0; j <= p; j++) {
+              const ev = Math.exp(sc[j] - m);
+              sc[j] = ev;
+              sum += ev;
+            }
+            const inv = 1 / sum;
+            for (let e = 0; e < dh; e++) H[out + e] = 0;
+            for (let j = 0; j <= p; j++) {
+              const w = sc[j] * inv;
+              const vo = vBase + j * dh;
+              for (let e = 0; e < dh; e++) H[out + e] += w * H[vo + e];
+            }
+          }
+        }
+        tock("dec.attn", t0);
+        t0 = tick();
+        rt.matmulId(ao, this.wid(pre + "wo"), tmp, S, qDim, d);
+        tock("dec.mm", t0);
+        H = rt.f32();
+        addInto(H, x >> 2, tmp >> 2, S * d);
+        t0 = tick();
+        rmsnorm(H, x >> 2, W0 + this.param(pre + "mlp_norm").offset, xn >> 2, S, d, c.rmsNormEps, null);
+        tock("dec.norm", t0);
+        t0 = tick();
+        rt.matmulId(xn, this.wid(pre + "wgu"), gu, S, d, 2 * ffn);
+        tock("dec.mm", t0);
+        t0 = tick();
+        this.swigluFwd(gu, act, S);
+        tock("dec.swiglu", t0);
+        t0 = tick();
+        rt.matmulId(act, this.wid(pre + "wd"), tmp, S, ffn, d);
+        tock("dec.mm", t0);
+        H = rt.f32();
+        addInto(H, x >> 2, tmp >> 2, S * d);
+      }
+      const xf = arena.f32(S * d);
+      rmsnorm(rt.f32(), x >> 2, W0 + this.param("final_norm").offset, xf >> 2, S, d, c.rmsNormEps, null);
+      const rows = new Int32Array(S);
+      for (let s = 0; s < S; s++) rows[s] = s;
+      return this.logitsRows(xf, rows, arena);
+    } finally {
+      arena.freeAll();
+    }
+  }
+
+  /** Logits of every position of one sequence ([T][V]); for tests and checks. */
+  logitsAll(sequence: ArrayLike<number>): Float32Array[] {
+    this.checkAlive();
+    const arena = new Arena(this.rt);
+    try {
+      const pk = this.pack([sequence]);
+      const st = this.forwardLayers(pk, arena, false, null);
+      const rows = new Int32Array(pk.N);
+      for (let i = 0; i < pk.N; i++) rows[i] = i;
+      return this.logitsRows(st.xf, rows, arena);
+    } finally {
+      arena.freeAll();
+    }
+  }
+}
