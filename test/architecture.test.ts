@@ -46,7 +46,8 @@ describe("architecture: one-way imports", () => {
   const files = walk(SRC);
   it("every src folder has a layer", () => {
     const folders = new Set(files.map(topFolder).filter((x): x is string => x !== null));
-    for (const f of folders) expect(LAYERS, `folder src/${f} needs a layer in test/architecture.test.ts`).toHaveProperty(f);
+    for (const f of folders)
+      expect(LAYERS, `folder src/${f} needs a layer in test/architecture.test.ts`).toHaveProperty(f);
   });
   it("no import goes sideways or up", () => {
     const violations: string[] = [];
@@ -62,7 +63,8 @@ describe("architecture: one-way imports", () => {
         const target = path.resolve(path.dirname(file), spec);
         const to = topFolder(target);
         if (to === null || to === from) continue;
-        if (!(LAYERS[to] < LAYERS[from])) violations.push(`${path.relative(SRC, file)} imports ${spec} (${from} -> ${to})`);
+        if (!(LAYERS[to] < LAYERS[from]))
+          violations.push(`${path.relative(SRC, file)} imports ${spec} (${from} -> ${to})`);
       }
     }
     expect(violations).toEqual([]);

@@ -107,3 +107,27 @@ describe("searchrl metrics", () => {
     expect(f.stdout).toBe("");
   });
 });
+
+describe("searchrl metrics on searchrl result files", () => {
+  it("prints the mean retrieval count when records carry `retrievals`", async () => {
+    const recs = recsA.map((r, i) => ({ ...r, retrievals: i }));
+    const f = write(
+      "c.jsonl",
+      recs.map((r) => JSON.stringify(r)),
+    );
+    const human = await run(["metrics", f]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/retrievals\s+1\.50\s/);
+    const json = await run(["metrics", f, "--json"]);
+    expect(JSON.parse(json.stdout.trim()).retrievals).toBeCloseTo(1.5, 10);
+    const upstream = await run([
+      "metrics",
+      write(
+        "d.jsonl",
+        recsA.map((r) => JSON.stringify(r)),
+      ),
+      "--json",
+    ]);
+    expect(JSON.parse(upstream.stdout.trim())).not.toHaveProperty("retrievals");
+  });
+});

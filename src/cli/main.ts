@@ -22,13 +22,17 @@ import { register as registerUi } from "./commands/ui.js";
 
 export function buildProgram(): Command {
   const program = new Command("searchrl")
-    .description("Train, evaluate and serve LLMs that call a search engine while they reason (R1-Searcher, R1-Searcher++).")
+    .description(
+      "Train, evaluate and serve LLMs that call a search engine while they reason (R1-Searcher, R1-Searcher++).",
+    )
     .version(VERSION)
     .option("--debug", "print stack traces on errors")
     .showHelpAfterError();
   const groups: CommandGroups = {
     serve: program.command("serve").description("HTTP servers: reward, retrieval, agent"),
-    data: program.command("data").description("datasets: synthetic world, export, difficulty bucketing, rejection sampling"),
+    data: program
+      .command("data")
+      .description("datasets: synthetic world, export, difficulty bucketing, rejection sampling"),
     corpus: program.command("corpus").description("corpus ingestion (KILT split, readers)"),
     index: program.command("index").description("build search indexes"),
     model: program.command("model").description("the built-in model: tokenizer, checkpoints, GGUF export"),

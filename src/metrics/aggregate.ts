@@ -47,6 +47,8 @@ export interface MetricsSummary {
   judge: number | null;
   /** Records that carry a `gpt4o_output` (the judge denominator). */
   judged: number;
+  /** Mean `retrievals` over the records that carry it (searchrl's field); null when none does. */
+  retrievals: number | null;
 }
 
 /** Incremental aggregator (add records one by one, then `summary()`). */
@@ -60,6 +62,8 @@ export class MetricsAccumulator {
   private recall = 0;
   private judgedN = 0;
   private judgeTrue = 0;
+  private retrievalN = 0;
+  private retrievalSum = 0;
 
   constructor(readonly limit: number = UPSTREAM_RECORD_LIMIT) {}
 
@@ -68,7 +72,12 @@ export class MetricsAccumulator {
     return this.n < this.limit;
   }
 
-  add(rec: { answer: ResultRecord["answer"]; pred_ans: string; gpt4o_output?: string | null }): boolean {
+  add(rec: {
+    answer: ResultRecord["answer"];
+    pred_ans: string;
+    gpt4o_output?: string | null;
+    retrievals?: unknown;
+  }): boolean {
     if (!this.accepting) return false;
     const gold = recordGold(rec.answer);
     this.n++;
@@ -82,6 +91,10 @@ export class MetricsAccumulator {
     if (rec.gpt4o_output !== undefined && rec.gpt4o_output !== null) {
       this.judgedN++;
       if (judgeVerdictStrict(rec.gpt4o_output)) this.judgeTrue++;
+    }
+    if (typeof rec.retrievals === "number" && Number.isFinite(rec.retrievals)) {
+      this.retrievalN++;
+      this.retrievalSum += rec.retrievals;
     }
     return true;
   }
@@ -100,13 +113,19 @@ export class MetricsAccumulator {
       accNum: this.cem,
       judge: this.judgedN === 0 ? null : this.judgeTrue / this.judgedN,
       judged: this.judgedN,
+      retrievals: this.retrievalN === 0 ? null : this.retrievalSum / this.retrievalN,
     };
   }
 }
 
 /** Aggregate records as upstream: the first `limit` (default 2,000) records only. */
 export function aggregateMetrics(
-  records: Iterable<{ answer: ResultRecord["answer"]; pred_ans: string; gpt4o_output?: string | null }>,
+  records: Iterable<{
+    answer: ResultRecord["answer"];
+    pred_ans: string;
+    gpt4o_output?: string | null;
+    retrievals?: unknown;
+  }>,
   limit = UPSTREAM_RECORD_LIMIT,
 ): MetricsSummary {
   const acc = new MetricsAccumulator(limit);

@@ -30,9 +30,22 @@ export class HttpStatusError extends Error {
   }
 }
 
-export function errorBody(shape: "simple" | "openai", status: number, message: string, details?: unknown, code?: string) {
+export function errorBody(
+  shape: "simple" | "openai",
+  status: number,
+  message: string,
+  details?: unknown,
+  code?: string,
+) {
   if (shape === "openai") {
-    const type = status === 401 ? "authentication_error" : status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error";
+    const type =
+      status === 401
+        ? "authentication_error"
+        : status === 429
+          ? "rate_limit_error"
+          : status >= 500
+            ? "server_error"
+            : "invalid_request_error";
     return { error: { message, type, code: code ?? null, param: null, ...(details === undefined ? {} : { details }) } };
   }
   return { error: message, ...(code ? { code } : {}), ...(details === undefined ? {} : { details }) };
@@ -41,18 +54,25 @@ export function errorBody(shape: "simple" | "openai", status: number, message: s
 export function createServer(opts: ServerOptions = {}): FastifyInstance {
   const shape = opts.errorShape ?? "simple";
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 16 * 1024 * 1024 });
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req: FastifyRequest, reply: FastifyReply) => {
-    if (err instanceof HttpStatusError) {
-      return reply.status(err.statusCode).send(errorBody(shape, err.statusCode, err.message, err.details, err.code));
-    }
-    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    let message = err.message;
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") message = `request body too large (limit ${app.initialConfig.bodyLimit} bytes)`;
-    else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") message = "content-type must be application/json";
-    else if (status === 400 && err instanceof SyntaxError) message = `invalid JSON body: ${err.message}`;
-    if (status >= 500) process.stderr.write(`[server] ${err.stack ?? err.message}\n`);
-    return reply.status(status).send(errorBody(shape, status, message, err.validation, err.code));
-  });
+  app.setErrorHandler(
+    (
+      err: Error & { statusCode?: number; code?: string; validation?: unknown },
+      _req: FastifyRequest,
+      reply: FastifyReply,
+    ) => {
+      if (err instanceof HttpStatusError) {
+        return reply.status(err.statusCode).send(errorBody(shape, err.statusCode, err.message, err.details, err.code));
+      }
+      const status =
+        typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+      let message = err.message;
+      if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+        message = `request body too large (limit ${app.initialConfig.bodyLimit} bytes)`;
+      else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") message = "content-type must be application/json";
+      if (status >= 500) process.stderr.write(`[server] ${err.stack ?? err.message}\n`);
+      return reply.status(status).send(errorBody(shape, status, message, err.validation, err.code));
+    },
+  );
   app.setNotFoundHandler((req, reply) => {
     reply.status(404).send(errorBody(shape, 404, `no route ${req.method} ${req.url}`));
   });

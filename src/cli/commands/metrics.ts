@@ -29,6 +29,7 @@ function human(file: string, s: MetricsSummary): string {
     `  recall     ${pct(s.recall)}`,
   ];
   if (s.judge !== null) lines.push(`  judge      ${pct(s.judge)}   (ACC_L; ${s.judged} verdicts, exact "True")`);
+  if (s.retrievals !== null) lines.push(`  retrievals ${s.retrievals.toFixed(2).padStart(6)}   (mean per question)`);
   lines.push(`  upstream   ${formatUpstreamMetrics(s)}`);
   return lines.join("\n") + "\n";
 }
@@ -66,6 +67,8 @@ export const register: RegisterCommands = (program) => {
             precision: s.precision,
             recall: s.recall,
             judge: s.judge,
+            // searchrl result files also carry the retrieval count; upstream files do not (field left out).
+            ...(s.retrievals === null ? {} : { retrievals: s.retrievals }),
           };
           process.stdout.write(JSON.stringify(row) + "\n");
         } else {

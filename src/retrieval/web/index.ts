@@ -195,15 +195,13 @@ export function createWebRetriever(provider: WebProviderName | string, opts: Web
     } else {
       const hits = await searchHits(query + suffix, k, signal);
       if (pipeline === "snippets") {
-        result = hits
-          .slice(0, k)
-          .map((h, i) => ({
-            id: h.url,
-            title: h.title,
-            text: h.snippet,
-            raw: `${h.title}   ${h.snippet}`,
-            score: h.score ?? 1 / (i + 1),
-          }));
+        result = hits.slice(0, k).map((h, i) => ({
+          id: h.url,
+          title: h.title,
+          text: h.snippet,
+          raw: `${h.title}   ${h.snippet}`,
+          score: h.score ?? 1 / (i + 1),
+        }));
       } else {
         const max = opts.maxPageChars ?? 2000;
         result = await Promise.all(

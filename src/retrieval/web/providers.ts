@@ -260,14 +260,12 @@ export function createWebProvider(name: WebProviderName, opts: WebProviderOption
               signal,
             ),
           );
-          return (raw.results ?? [])
-            .slice(0, count)
-            .map((r) => ({
-              title: r.title ?? "",
-              url: r.url ?? "",
-              snippet: r.content ?? "",
-              ...(r.score !== undefined ? { score: r.score } : {}),
-            }));
+          return (raw.results ?? []).slice(0, count).map((r) => ({
+            title: r.title ?? "",
+            url: r.url ?? "",
+            snippet: r.content ?? "",
+            ...(r.score !== undefined ? { score: r.score } : {}),
+          }));
         },
       };
     }
@@ -284,14 +282,12 @@ export function createWebProvider(name: WebProviderName, opts: WebProviderOption
           const url = `${endpoint}?${new URLSearchParams({ q: query, format: "json" })}`;
           const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
           const raw = SearxngResponse.parse(await callJson(url, { method: "GET", headers }, opts, key, signal));
-          return (raw.results ?? [])
-            .slice(0, count)
-            .map((r) => ({
-              title: r.title ?? "",
-              url: r.url ?? "",
-              snippet: r.content ?? "",
-              ...(r.score !== undefined ? { score: r.score } : {}),
-            }));
+          return (raw.results ?? []).slice(0, count).map((r) => ({
+            title: r.title ?? "",
+            url: r.url ?? "",
+            snippet: r.content ?? "",
+            ...(r.score !== undefined ? { score: r.score } : {}),
+          }));
         },
       };
     }

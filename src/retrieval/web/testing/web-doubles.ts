@@ -119,17 +119,15 @@ export async function startWebDoubles(opts: WebDoublesOptions): Promise<WebDoubl
         return json(200, {
           query: query.q,
           number_of_results: 0,
-          results: opts
-            .hits(query.q)
-            .map((h, i) => ({
-              url: h.url,
-              title: h.title,
-              content: h.snippet,
-              engine: "wikipedia",
-              engines: ["wikipedia"],
-              score: 2 - i * 0.1,
-              category: "general",
-            })),
+          results: opts.hits(query.q).map((h, i) => ({
+            url: h.url,
+            title: h.title,
+            content: h.snippet,
+            engine: "wikipedia",
+            engines: ["wikipedia"],
+            score: 2 - i * 0.1,
+            category: "general",
+          })),
           answers: [],
           suggestions: [],
         });
