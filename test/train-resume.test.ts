@@ -2,12 +2,17 @@
  * Checkpoint resume after `kill -9`: `searchrl train` runs as a real process (built-in model, rollout engine, BM25
  * index, reward preset, KL reference); it is killed with SIGKILL in the middle of a step after its second checkpoint,
  * resumed with `--resume`, and must end with exactly the weights and metrics of an uninterrupted run.
+ *
+ * The kill is deterministic, not timed: the trainer searches through a real retrieval server (src/server/retrieval,
+ * `/queries` over the toy world's BM25 index) whose request hook holds every search of the killed run once its
+ * checkpoint step-000002 exists. The trainer is therefore stuck in the rollout of step 3 when it is killed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRetrievalServer, type RetrievalServer } from "../src/server/retrieval.js";
 import { loadTrainConfig } from "../src/train/config.js";
 import { runRl } from "../src/train/api.js";
 import type { RlConfig } from "../src/train/config.js";
@@ -17,9 +22,25 @@ const ROOT = path.resolve(__dirname, "..");
 const root = mkdtempSync(path.join(os.tmpdir(), "searchrl-train-resume-"));
 let w: ToyWorld;
 let configFile: string;
+let server: RetrievalServer;
+const killedRunDir = path.join(root, "killed");
+/** Resolved when the server holds a search of the killed run (it is then inside step 3). */
+let holding: () => void = () => {};
+const held = new Promise<void>((resolve) => (holding = resolve));
+let release: () => void = () => {};
+const released = new Promise<void>((resolve) => (release = resolve));
 
 beforeAll(async () => {
   w = await buildToyWorld(path.join(root, "world"), { pretrainSteps: 60, seed: 5 });
+  server = await createRetrievalServer({ retriever: w.retriever, defaultK: 1 });
+  const latest = path.join(killedRunDir, "checkpoints", "latest");
+  server.app.addHook("onRequest", async (req) => {
+    if (req.url !== "/queries" || !existsSync(latest)) return;
+    if (Number(readFileSync(latest, "utf8").trim().replace("step-", "")) < 2) return;
+    holding();
+    await released;
+  });
+  const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   configFile = path.join(root, "rl.yaml");
   writeFileSync(
     configFile,
@@ -29,7 +50,7 @@ beforeAll(async () => {
       `model: { init: ${JSON.stringify(w.baseCheckpoint)} }`,
       `data: { path: ${JSON.stringify(w.questionsFile)} }`,
       `protocol: { name: r1-searcher, template: ${JSON.stringify(TOY_TEMPLATE)} }`,
-      `retriever: { spec: ${JSON.stringify(w.indexDir)}, k: 1 }`,
+      `retriever: { spec: ${JSON.stringify(`${url}/queries`)}, k: 1 }`,
       "rollout: { nSamplesPerPrompt: 4, rolloutBatchSize: 3, maxTokensPerSegment: 24, maxRetrievals: 2, concurrency: 16 }",
       "algorithm: { initKlCoef: 0.01, trainBatchSize: 6, microTrainBatchSize: 3, microRolloutBatchSize: 12 }",
       "optim: { lr: 3e-4, totalSteps: 12 }",
@@ -40,6 +61,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  release();
+  await server?.close();
   await w?.retriever.close();
 });
 
@@ -65,8 +88,6 @@ function waitExit(
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 function metricsOf(runDir: string): Array<Record<string, unknown>> {
   return readFileSync(path.join(runDir, "metrics.jsonl"), "utf8")
     .trim()
@@ -83,24 +104,15 @@ describe("train --resume after kill -9", () => {
     const ref = await runRl(cfg, {}, { runDir: refDir, quiet: true });
     expect(ref.steps).toBe(6);
 
-    // the CLI run, killed with SIGKILL in the middle of step 3 (after checkpoint step-000002)
-    const runDir = path.join(root, "killed");
+    // the CLI run, killed with SIGKILL while the server holds its first search of step 3 (after checkpoint 2)
+    const runDir = killedRunDir;
     const p = spawnTrain(["--config", configFile, "--run-dir", runDir, "--quiet"]);
-    let done = false;
-    const exited = waitExit(p).then((r) => {
-      done = true;
-      return r;
-    });
-    const latest = path.join(runDir, "checkpoints", "latest");
-    const t0 = Date.now();
-    while (!(existsSync(latest) && readFileSync(latest, "utf8").trim() === "step-000002")) {
-      if (Date.now() - t0 > 50_000) throw new Error("the trainer did not write checkpoint 2 in time");
-      if (done) throw new Error(`trainer exited early: ${(await exited).stderr}`);
-      await sleep(20);
-    }
-    await sleep(150);
+    const exited = waitExit(p);
+    const first = await Promise.race([held.then(() => "held" as const), exited]);
+    if (first !== "held") throw new Error(`trainer exited before step 3 searched: ${first.stderr}`);
     p.kill("SIGKILL");
     const killed = await exited;
+    release(); // the resumed run searches freely
     expect(killed.signal).toBe("SIGKILL");
     expect(existsSync(path.join(runDir, "checkpoints", "step-000004"))).toBe(false);
     expect(existsSync(path.join(runDir, "checkpoints", "step-000002", "trainer_state.json"))).toBe(true);

@@ -151,6 +151,7 @@ describe("web UI (viewer)", () => {
     const { page } = ui;
     await page.goto(`${server.url}/#/runs`);
     await page.getByRole("heading", { level: 1, name: "Training runs" }).waitFor();
+    await page.locator("#main:not([aria-busy])").waitFor();
     await page.locator('nav.site a[data-route="trajectories"]').focus();
     await page.keyboard.press("Enter");
     await page.getByRole("heading", { level: 1, name: "Trajectories" }).waitFor();

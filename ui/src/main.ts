@@ -33,6 +33,7 @@ async function route(): Promise<void> {
   const ac = new AbortController();
   current = ac;
   const main = document.getElementById("main") as HTMLElement;
+  const focusedAtStart = document.activeElement;
   const { rest, params } = parseHash();
   let { path } = parseHash();
   if (!path) {
@@ -88,9 +89,16 @@ async function route(): Promise<void> {
   } finally {
     if (current === ac) main.removeAttribute("aria-busy");
   }
-  // Move focus to the new page's heading for keyboard and screen-reader users (not on the first load).
-  if (routedOnce) (main.querySelector("h1") as HTMLElement | null)?.setAttribute("tabindex", "-1");
-  if (routedOnce) (main.querySelector("h1") as HTMLElement | null)?.focus();
+  // Move focus to the new page's heading for keyboard and screen-reader users (not on the first load), unless the
+  // user moved focus elsewhere while the page loaded (never steal it from a control they are on).
+  const active = document.activeElement;
+  const focusUntouched =
+    active === focusedAtStart || active === null || active === document.body || main.contains(active);
+  if (routedOnce && focusUntouched && current === ac) {
+    const h1 = main.querySelector("h1") as HTMLElement | null;
+    h1?.setAttribute("tabindex", "-1");
+    h1?.focus();
+  }
   routedOnce = true;
 }
 let routedOnce = false;
