@@ -1,0 +1,183 @@
+/**
+ * `searchrl quickstart --preset micro`: the whole pipeline at a test size, through the real CLI (world, BM25 index,
+ * tokenizer, pre-training, both R1-Searcher RL stages, rejection sampling → SFT → RL++, evaluation, report). Checks
+ * that every stage ran and left its files, that results.json and report.html are well formed, that the RL stages
+ * moved the reward (not that they reached a target), and that a second run resumes (skips every finished stage).
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { QUICKSTART_STAGES, QUICKSTART_SYSTEMS, quickstartConfig } from "../src/quickstart/index.js";
+import { AgentRunsStore } from "../src/server/agent-data.js";
+
+const ROOT = path.resolve(__dirname, "..");
+const out = path.join(mkdtempSync(path.join(os.tmpdir(), "searchrl-quickstart-")), "qs");
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src", "cli", "main.ts"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, SEARCHRL_CLI_ENTRY: "1" },
+    });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const readJsonl = (f: string) =>
+  readFileSync(f, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+let first: { code: number | null; stdout: string; stderr: string };
+
+beforeAll(async () => {
+  first = await runCli(["quickstart", "--preset", "micro", "--out", out, "--seed", "3", "--quiet", "--json"]);
+}, 170_000);
+
+describe("searchrl quickstart --preset micro", () => {
+  it("runs every stage and records it in state.json", () => {
+    expect(first.code, first.stderr).toBe(0);
+    const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
+    expect(state.config.preset).toBe("micro");
+    expect(state.config.seed).toBe(3);
+    for (const s of QUICKSTART_STAGES) {
+      expect(state.stages[s]?.done, `stage ${s}`).toBe(true);
+      expect(state.stages[s].seconds).toBeGreaterThanOrEqual(0);
+    }
+    for (const s of QUICKSTART_STAGES) expect(first.stderr).toContain(`] ${s}:`);
+  });
+
+  it("leaves the files of every stage: world, index, tokenizer, runs with checkpoints, configs, eval results", () => {
+    for (const f of [
+      "world/world.json",
+      "world/corpus.tsv",
+      "world/test.jsonl",
+      "index/manifest.json",
+      "tokenizer/tokenizer.json",
+      "data/pretrain.jsonl",
+      "data/plus-cold-start.jsonl",
+    ]) {
+      expect(existsSync(path.join(out, f)), f).toBe(true);
+    }
+    for (const run of ["pretrain", "r1-stage1", "r1-stage2", "plus-sft", "plus-rl"]) {
+      const dir = path.join(out, "runs", run);
+      expect(readFileSync(path.join(dir, "checkpoints", "latest"), "utf8").trim()).toMatch(/^step-\d{6}$/);
+      expect(readJsonl(path.join(dir, "metrics.jsonl")).length).toBeGreaterThan(0);
+      expect(existsSync(path.join(out, "configs", `${run}.json`)), `config of ${run}`).toBe(true);
+    }
+    // RL runs log their samples (browsable with `searchrl ui --runs OUT/runs`)
+    expect(readdirSync(path.join(out, "runs", "r1-stage1", "samples")).length).toBeGreaterThan(0);
+    expect(readFileSync(path.join(out, "configs", "commands.sh"), "utf8")).toContain(
+      "searchrl train --config configs/r1-stage2.json",
+    );
+    const cfg = quickstartConfig("micro", 3);
+    for (const sys of QUICKSTART_SYSTEMS) {
+      const rows = readJsonl(path.join(out, "eval", `${sys}.results.jsonl`));
+      expect(rows.length, sys).toBe(cfg.eval.limit);
+      for (const r of rows) {
+        expect(typeof r.pred_ans).toBe("string");
+        expect([0, 1]).toContain(r.cem);
+        expect(typeof r.retrievals).toBe("number");
+      }
+    }
+    // the baselines: no retrieval at all / exactly one (the system's) retrieval per question
+    expect(readJsonl(path.join(out, "eval", "no-search.results.jsonl")).every((r) => r.retrievals === 0)).toBe(true);
+    expect(readJsonl(path.join(out, "eval", "naive-rag.results.jsonl")).every((r) => r.retrievals === 1)).toBe(true);
+  });
+
+  it("writes a well-formed results.json whose numbers match the evaluation files", () => {
+    const res = JSON.parse(readFileSync(path.join(out, "results.json"), "utf8"));
+    expect(res.format).toBe("searchrl-quickstart-results");
+    expect(Object.keys(res.systems).sort()).toEqual([...QUICKSTART_SYSTEMS].sort());
+    for (const sys of QUICKSTART_SYSTEMS) {
+      const rows = readJsonl(path.join(out, "eval", `${sys}.results.jsonl`));
+      const cem = rows.reduce((a, r) => a + (r.cem as number), 0) / rows.length;
+      const ret = rows.reduce((a, r) => a + (r.retrievals as number), 0) / rows.length;
+      expect(res.systems[sys].cem).toBeCloseTo(cem, 10);
+      expect(res.systems[sys].retrievals).toBeCloseTo(ret, 10);
+    }
+    const c = res.claims;
+    expect(c.r1BeatsBaselines.pass).toBe(
+      c.r1BeatsBaselines.r1 > Math.max(c.r1BeatsBaselines.noSearch, c.r1BeatsBaselines.naiveRag),
+    );
+    expect(typeof c.plusFewerRetrievals.reduction).toBe("number");
+    const cfg = quickstartConfig("micro", 3);
+    const steps: Record<string, number> = {
+      "r1-stage1": cfg.r1Stage1.steps,
+      "r1-stage2": cfg.r1Stage2.steps,
+      "plus-rl": cfg.plus.rl.steps,
+    };
+    for (const [stage, n] of Object.entries(steps)) expect(res.curves[stage].length, stage).toBe(n);
+    expect(res.curves.pretrain.length).toBeGreaterThan(0);
+    // the --json summary printed on stdout is the same
+    const printed = JSON.parse(first.stdout);
+    expect(printed.claims).toEqual(res.claims);
+  });
+
+  it("writes a self-contained report.html with the tables and SVG curves", () => {
+    const html = readFileSync(path.join(out, "report.html"), "utf8");
+    expect(html.startsWith("<!doctype html>")).toBe(true);
+    expect(html).toContain("R1-Searcher (stage 2)");
+    expect(html).toContain("R1-Searcher++ (RL)");
+    expect((html.match(/<svg /g) ?? []).length).toBeGreaterThanOrEqual(6);
+    expect(html).not.toMatch(/<script|<link |src="http/);
+  });
+
+  it("RL moved the reward: the rewards carry a signal and the updates changed the policy", () => {
+    for (const stage of ["r1-stage1", "r1-stage2", "plus-rl"]) {
+      const m = readJsonl(path.join(out, "runs", stage, "metrics.jsonl"));
+      expect(
+        m.every((r) => typeof r.reward_mean === "number"),
+        stage,
+      ).toBe(true);
+      // rewards differ between samples (a learning signal exists) ...
+      expect(
+        m.some((r) => (r.reward_std as number) > 0),
+        `${stage}: reward_std`,
+      ).toBe(true);
+      // ... and after the first update the policy has moved away from the stage's initial (reference) model
+      expect(m[0].kl as number, `${stage}: kl at step 1`).toBeCloseTo(0, 6);
+      expect(Math.abs(m[m.length - 1].kl as number), `${stage}: kl at the last step`).toBeGreaterThan(0);
+      // the reward changed between the first and the last step
+      expect(m[m.length - 1].reward_mean, `${stage}: reward moved`).not.toBe(m[0].reward_mean);
+    }
+  });
+
+  it("is browsable with `searchrl ui --runs OUT`: the UI's store lists its runs and evaluation results", async () => {
+    const store = new AgentRunsStore({ runsDir: out });
+    const runs = (await store.runs()).map((r) => r.name);
+    for (const run of ["pretrain", "r1-stage1", "r1-stage2", "plus-sft", "plus-rl"]) {
+      expect(
+        runs.some((n) => n.endsWith(run)),
+        `run ${run} in ${runs.join(", ")}`,
+      ).toBe(true);
+    }
+    const results = (await store.results()).map((r) => r.name);
+    for (const sys of QUICKSTART_SYSTEMS) {
+      expect(
+        results.some((n) => n.includes(sys)),
+        `results of ${sys} in ${results.join(", ")}`,
+      ).toBe(true);
+    }
+  });
+
+  it("a second run resumes: every stage is skipped", async () => {
+    const again = await runCli(["quickstart", "--out", out, "--quiet"]);
+    expect(again.code, again.stderr).toBe(0);
+    for (const s of QUICKSTART_STAGES) expect(again.stderr).toMatch(new RegExp(`\\] ${s}: done \\(`));
+    expect(again.stderr).not.toContain("starting from step 0");
+    // another preset or seed in the same folder is refused with a clear message
+    const clash = await runCli(["quickstart", "--out", out, "--seed", "4", "--quiet"]);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toContain("holds a quickstart run");
+  }, 60_000);
+});
