@@ -149,6 +149,9 @@ describe("searchrl serve agent (CLI)", () => {
       "24",
       "--temperature",
       "1",
+      // a checkpoint trained on a short prompt (as the quickstart's) is served with that prompt
+      "--template",
+      "Question: {question}\nAnswer: <think>",
     ]);
     const url = await cli.url(/searchrl agent: (http:\/\/\S+)\/v1\/chat\/completions/);
     const res = await fetch(`${url}/v1/chat/completions`, {
@@ -175,6 +178,9 @@ describe("searchrl serve agent (CLI)", () => {
     expect(["eos", "length", "max_total_tokens", "answer", "empty_query", "max_searches"]).toContain(done.finish);
     expect(done.usage.completion_tokens).toBeGreaterThan(0);
     expect(done.usage.completion_tokens).toBeLessThanOrEqual(48);
+    // the template replaced the protocol's long instruction prompt (hundreds of characters)
+    expect(done.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(done.usage.prompt_tokens).toBeLessThan(60);
     const health = (await (await fetch(`${url}/health`)).json()) as any;
     expect(health.agent.backend).toMatch(/^builtin:/);
     expect(await stop(cli.p, cli.exited)).toBe(0);
@@ -186,6 +192,10 @@ describe("searchrl serve agent (CLI)", () => {
       [["--llm", gguf, "--protocol", "nope"], /--protocol: must be one of r1-searcher, r1-searcher-plus, search-r1/],
       [["--llm", path.join(dir, "missing.gguf"), "--protocol", "r1-searcher"], /GGUF file not found/],
       [["--llm", gguf, "--protocol", "r1-searcher", "--max-searches", "-2"], /--max-searches/],
+      [
+        ["--llm", gguf, "--protocol", "r1-searcher", "--template", "no placeholder"],
+        /--template must contain \{question\}/,
+      ],
     ];
     const runs = cases.map(([args]) => startCli([...base, ...args]));
     for (let i = 0; i < cases.length; i++) {

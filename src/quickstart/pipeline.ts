@@ -944,6 +944,11 @@ async function writeCommands(ctx: Ctx, state: QuickstartState): Promise<void> {
     evalCmd("r1-stage2", ck("r1-stage2"), "r1-searcher", "search", ctx.prompts.r1),
     evalCmd("plus-sft", ck("plus-sft"), "r1-searcher-plus", "search", ctx.prompts.plus),
     evalCmd("plus-rl", ck("plus-rl"), "r1-searcher-plus", "search", ctx.prompts.plus),
+    "# serve a trained agent with the web UI (ask in the browser at http://127.0.0.1:8000/, runs under Runs):",
+    `# npx searchrl serve agent --llm ${ck("r1-stage2")} --retriever index --protocol r1-searcher --template ${q(ctx.prompts.r1)} ` +
+      `--top-k ${cfg.k} --segment-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals} --runs .`,
+    `# npx searchrl serve agent --llm ${ck("plus-rl")} --retriever index --protocol r1-searcher-plus --template ${q(ctx.prompts.plus)} ` +
+      `--top-k ${cfg.k} --segment-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals} --runs .`,
     "",
   ];
   await atomicWriteFile(path.join(p.configs, "commands.sh"), lines.join("\n"));

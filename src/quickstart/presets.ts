@@ -178,7 +178,7 @@ const SMALL: QuickstartConfigInput = {
   tokenizer: { vocabSize: 768 },
   model: { hiddenSize: 128, intermediateSize: 384, numLayers: 4, numHeads: 4, maxPositions: 512 },
   pretrain: {
-    epochs: 34,
+    epochs: 36,
     batchSize: 32,
     microBatchSize: 32,
     lr: 2e-3,
@@ -187,7 +187,7 @@ const SMALL: QuickstartConfigInput = {
     mainPriorSingle: 15,
     mainPriorMulti: 20,
   },
-  r1Stage1: { steps: 6, prompts: 16, samples: 8, trainBatch: 32, microBatch: 32, lr: 1e-4 },
+  r1Stage1: { steps: 5, prompts: 16, samples: 8, trainBatch: 32, microBatch: 32, lr: 1e-4 },
   r1Stage2: { steps: 8, prompts: 16, samples: 8, trainBatch: 32, microBatch: 32, lr: 1e-4 },
   segmentTokens: 64,
   maxRetrievals: 4,

@@ -94,7 +94,8 @@ export const register: RegisterCommands = (program) => {
               `R1-Searcher++ ≥30% fewer retrievals at ≤2 points lower accuracy: ${c.plusFewerRetrievals.pass ? "yes" : "no"} ` +
               `(${c.plusFewerRetrievals.plusRetrievals.toFixed(2)} vs ${c.plusFewerRetrievals.r1Retrievals.toFixed(2)} retrievals, ` +
               `${(100 * c.plusFewerRetrievals.reduction).toFixed(1)}% fewer; Cover-EM ${(100 * c.plusFewerRetrievals.plusCem).toFixed(1)} vs ${(100 * c.plusFewerRetrievals.r1Cem).toFixed(1)})\n` +
-              `report: ${path.join(run.out, "report.html")}\n`,
+              `report: ${path.join(run.out, "report.html")}\n` +
+              `ask the trained agents in the browser: the \`serve agent\` lines of ${path.join(run.out, "configs", "commands.sh")}\n`,
           );
         }
         if (run.stopped) process.exitCode = ac.signal.aborted ? 130 : 0;

@@ -37,6 +37,7 @@ const ServeAgentOptions = z.object({
   segmentTokens: int(1).optional(),
   temperature: z.coerce.number().min(0).max(2).optional(),
   promptVariant: z.string().min(1).optional(),
+  template: z.string().min(1).optional(),
   chatTemplate: z.enum(["none", "qwen2.5", "llama3.1"]).optional(),
   runs: z.string().min(1).optional(),
   cors: z.string().min(1).optional(),
@@ -92,6 +93,10 @@ export const register: RegisterCommands = (_program, groups) => {
     .option("--temperature <t>", "default sampling temperature (default 0: greedy, as upstream evaluation)")
     .option("--prompt-variant <name>", "prompt variant of the protocol (e.g. eval-v0, train-chat)")
     .option("--chat-template <name>", "chat template for chat prompt variants (none, qwen2.5, llama3.1)")
+    .option(
+      "--template <text>",
+      "whole prompt template with {question} (replaces the protocol's prompt; e.g. the quickstart's prompt from OUT/data/prompts.json)",
+    )
     .option("--runs <dir>", "also show these training runs and results in the UI")
     .option("--cors <origins>", "comma-separated origins allowed to call the API from browsers ('*' for any)")
     .option("--log", "log requests to stderr")
@@ -101,6 +106,8 @@ export const register: RegisterCommands = (_program, groups) => {
         const dir = path.resolve(o.runs);
         if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--runs: ${dir} is not a folder`);
       }
+      if (o.template !== undefined && !o.template.includes("{question}"))
+        throw new Error("--template must contain {question} (where the user's question goes)");
       const protocol = getProtocol(o.protocol);
       if (o.promptVariant && !protocol.promptVariants.includes(o.promptVariant)) {
         throw new Error(
@@ -130,11 +137,12 @@ export const register: RegisterCommands = (_program, groups) => {
         retriever,
         protocol,
         ...(o.modelId ? { modelId: o.modelId } : {}),
-        ...(o.promptVariant || o.chatTemplate
+        ...(o.promptVariant || o.chatTemplate || o.template
           ? {
               promptOptions: {
                 ...(o.promptVariant ? { variant: o.promptVariant } : {}),
                 ...(o.chatTemplate ? { chatTemplate: o.chatTemplate as ChatTemplateName } : {}),
+                ...(o.template ? { template: o.template } : {}),
               },
             }
           : {}),
