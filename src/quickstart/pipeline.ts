@@ -153,6 +153,8 @@ export function quickstartPaths(out: string) {
     plusData: path.join(o, "data", "plus-cold-start.jsonl"),
     plusSampled: path.join(o, "data", "plus-rejection-sampled.jsonl"),
     rsSingleQuestions: path.join(o, "data", "plus-rs-single-hop.jsonl"),
+    /** R1-Searcher++ RL questions: the RL train questions + `plus.rlSingle` single-hop questions. */
+    plusRlQuestions: path.join(o, "data", "plus-rl-train.jsonl"),
     eval: path.join(o, "eval"),
     evalFile: (name: string) => path.join(o, "eval", `${name}.results.jsonl`),
     results: path.join(o, "results.json"),
@@ -414,7 +416,7 @@ const STAGE_OUTPUTS: Record<QuickstartStage, (p: QuickstartPaths) => string[]> =
   "r1-stage2": (p) => [p.run("r1-stage2")],
   "plus-data": (p) => [p.plusData, p.plusSampled, p.plusSampled + ".tried", p.rsSingleQuestions],
   "plus-sft": (p) => [p.run("plus-sft")],
-  "plus-rl": (p) => [p.run("plus-rl")],
+  "plus-rl": (p) => [p.run("plus-rl"), p.plusRlQuestions],
   eval: (p) => QUICKSTART_SYSTEMS.flatMap((s) => [p.evalFile(s), p.evalFile(s).replace(/\.jsonl$/, ".summary.json")]),
   report: (p) => [p.results, p.report],
 };
@@ -772,6 +774,16 @@ const STAGES: Record<QuickstartStage, StageFn> = {
   },
 
   async "plus-rl"(ctx, state) {
+    const { cfg, p } = ctx;
+    let data: Record<string, unknown> = {};
+    if (cfg.plus.rlSingle > 0) {
+      const rows = [
+        ...(await loadQuestions(p.rlQuestions, {})).map((q) => q.raw),
+        ...singleHopRsQuestions(ctx.world, cfg.plus.rlSingle, cfg.seed),
+      ];
+      await writeJsonl(p.plusRlQuestions, rows);
+      data = { data: { path: p.plusRlQuestions } };
+    }
     const conf = rlStageConfig(ctx, {
       preset: "r1-searcher-plus-rl",
       name: "plus-rl",
@@ -782,6 +794,7 @@ const STAGES: Record<QuickstartStage, StageFn> = {
       extra: {
         reward: { plus: { eta: ctx.cfg.plus.eta } },
         memorization: { enabled: ctx.cfg.plus.memorizationCoef > 0, coef: ctx.cfg.plus.memorizationCoef },
+        ...data,
       },
     });
     return rlStage(ctx, "plus-rl", conf);

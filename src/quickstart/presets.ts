@@ -142,6 +142,11 @@ export const QuickstartConfigSchema = z
         sftBatch: posInt,
         sftLr: z.number().positive(),
         rl: RlStageSchema,
+        /**
+         * Single-hop questions about train-only facts (half internal, half external; the rejection-sampling pool) added
+         * to the RL questions: the cleanest signal for "recall what you know, search what you do not".
+         */
+        rlSingle: nonNegInt.default(0),
         /** μ of the memorization loss. */
         memorizationCoef: z.number().min(0).default(0.1),
         /** η of the group reward. */
