@@ -74,6 +74,14 @@ describe("searchrl quickstart --preset micro", () => {
       expect(readJsonl(path.join(dir, "metrics.jsonl")).length).toBeGreaterThan(0);
       expect(existsSync(path.join(out, "configs", `${run}.json`)), `config of ${run}`).toBe(true);
     }
+    // the R1-Searcher++ RL questions: the RL train questions + plus.rlSingle single-hop questions (micro: 20)
+    const rlRows = readJsonl(path.join(out, "data", "rl-train.jsonl"));
+    const plusRlRows = readJsonl(path.join(out, "data", "plus-rl-train.jsonl"));
+    expect(plusRlRows.length).toBe(rlRows.length + quickstartConfig("micro", 3).plus.rlSingle);
+    expect(plusRlRows.filter((r) => String(r.idx).startsWith("single-")).length).toBe(20);
+    expect(JSON.parse(readFileSync(path.join(out, "configs", "plus-rl.json"), "utf8")).data.path).toBe(
+      "../data/plus-rl-train.jsonl",
+    );
     // RL runs log their samples (browsable with `searchrl ui --runs OUT/runs`)
     expect(readdirSync(path.join(out, "runs", "r1-stage1", "samples")).length).toBeGreaterThan(0);
     expect(readFileSync(path.join(out, "configs", "commands.sh"), "utf8")).toContain(

@@ -265,6 +265,7 @@ const MICRO: QuickstartConfigInput = {
     rsQuestions: 60,
     rsSamples: 8,
     rsSingle: 60,
+    rlSingle: 20,
     sftEpochs: 1,
     sftBatch: 8,
     rl: { ...SMALL.plus.rl, steps: 2, prompts: 6, samples: 4, trainBatch: 12, microBatch: 12, lr: 1e-3 },
