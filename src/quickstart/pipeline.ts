@@ -474,9 +474,9 @@ function infoLine(stage: QuickstartStage, info: Record<string, unknown>): string
   }
 }
 
-/** The opening internal-knowledge tag of a protocol ("<internal>"). */
-function trajectoryTagsOf(protocol: ResponseProtocol): string {
-  return (protocol as unknown as { internalOpen?: string }).internalOpen ?? "<internal>";
+/** Whether a response recalls at least one fact from memory (an R1-Searcher++ internal segment). */
+function recallsInternal(protocol: ResponseProtocol, response: string): boolean {
+  return protocol.parse(response).segments.some((s) => s.kind === "internal");
 }
 
 function workersOf(ctx: Ctx): number {
@@ -735,7 +735,7 @@ const STAGES: Record<QuickstartStage, StageFn> = {
         kept: rows.length,
         rejected: summary.rejected,
         keptWithRetrieval: rows.filter((r) => r.retrievals > 0).length,
-        keptWithInternal: rows.filter((r) => r.response.includes(trajectoryTagsOf(ctx.plus))).length,
+        keptWithInternal: rows.filter((r) => recallsInternal(ctx.plus, r.response)).length,
         keptRetrievalsMean: rows.reduce((a, r) => a + r.retrievals, 0) / Math.max(1, rows.length),
       };
     } finally {
