@@ -260,15 +260,7 @@ function rlStageConfig(
 }
 
 function deepMergeObj(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] =
-      av && typeof av === "object" && !Array.isArray(av) && v && typeof v === "object" && !Array.isArray(v)
-        ? deepMergeObj(av as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
+  return mergeQuickstartConfig(a, b) as Record<string, unknown>;
 }
 
 async function writeStageConfig(ctx: Ctx, name: string, cfg: Record<string, unknown>): Promise<void> {

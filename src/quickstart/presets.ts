@@ -5,6 +5,7 @@
  * Any field can be overridden with a JSON/YAML file (`searchrl quickstart --config FILE`), deep-merged over the preset.
  */
 import { z } from "zod";
+import { deepMerge } from "../train/config.js";
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -276,16 +277,9 @@ const MICRO: QuickstartConfigInput = {
 export const QUICKSTART_PRESETS: Record<string, QuickstartConfigInput> = { small: SMALL, tiny: TINY, micro: MICRO };
 export const QUICKSTART_PRESET_NAMES = Object.keys(QUICKSTART_PRESETS);
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Deep merge (objects key by key; arrays and scalars replaced). */
+/** Deep merge (objects key by key; arrays and scalars replaced): the training configs' merge. */
 export function mergeQuickstartConfig(base: unknown, override: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(override)) return override === undefined ? base : override;
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(override)) out[k] = k in base ? mergeQuickstartConfig(base[k], v) : v;
-  return out;
+  return deepMerge(base, override);
 }
 
 /** Resolve a preset + seed + overrides into a validated config (errors name every bad field). */
