@@ -236,7 +236,7 @@ export const register: RegisterCommands = (program) => {
           );
         } else {
           const lines = [
-            `${o.out}  (${ds.name}, ${mode}, ${protocol.name}${variant ? ` ${variant}` : ""}; ran ${s.ran}, resumed ${s.resumed}, failed ${s.failed})`,
+            `${o.out}  (${ds.name}, ${mode}, ${protocol.name}${o.template !== undefined ? " (own --template)" : variant ? ` ${variant}` : ""}; ran ${s.ran}, resumed ${s.resumed}, failed ${s.failed})`,
             `  records    ${String(s.count).padStart(6)}`,
             `  EM         ${pct(s.em).padStart(6)}`,
             `  Cover-EM   ${pct(s.cem).padStart(6)}   (ACC_R)`,
