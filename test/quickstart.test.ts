@@ -4,31 +4,15 @@
  * that every stage ran and left its files, that results.json and report.html are well formed, that the RL stages
  * moved the reward (not that they reached a target), and that a second run resumes (skips every finished stage).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "./cli-process.js";
 import { QUICKSTART_STAGES, QUICKSTART_SYSTEMS, quickstartConfig } from "../src/quickstart/index.js";
 import { AgentRunsStore } from "../src/server/agent-data.js";
 
-const ROOT = path.resolve(__dirname, "..");
 const out = path.join(mkdtempSync(path.join(os.tmpdir(), "searchrl-quickstart-")), "qs");
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src", "cli", "main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SEARCHRL_CLI_ENTRY: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const readJsonl = (f: string) =>
   readFileSync(f, "utf8")

@@ -4,11 +4,11 @@
  * the memorization loss (template rewriter). The memorization term must make the rewritten, retrieval-free paths more
  * likely than the same RL run without it.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "./cli-process.js";
 import { coverExactMatch } from "../src/metrics/answer.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { runRl, runSft } from "../src/train/api.js";
@@ -22,7 +22,6 @@ import {
 import { createBuiltinBackend } from "../src/llm/builtin.js";
 import { buildToyWorld, TOY_TEMPLATE, type ToyWorld } from "../src/train/testing/world.js";
 
-const ROOT = path.resolve(__dirname, "..");
 const root = mkdtempSync(path.join(os.tmpdir(), "searchrl-train-plus-"));
 let w: ToyWorld;
 
@@ -38,21 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await w?.retriever.close();
 });
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src", "cli", "main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SEARCHRL_CLI_ENTRY: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("R1-Searcher++: rejection sampling → SFT → RL with memorization", () => {
   const rsFile = () => path.join(root, "cold-start.jsonl");

@@ -2,11 +2,11 @@
  * SFT / pre-training end to end on the built-in model: `searchrl sft` pre-trains a fresh model from text (config with
  * `model.create`), and the library `runSft` fine-tunes it on prompt/response rows with the retrieved documents masked.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { runCli } from "./cli-process.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { trainBpe } from "../src/model/tokenizer/bpe.js";
 import { loadTokenizer } from "../src/model/tokenizer/hf.js";
@@ -14,7 +14,6 @@ import { getProtocol } from "../src/protocol/index.js";
 import { runSft } from "../src/train/api.js";
 import { buildSftExamples } from "../src/train/data.js";
 
-const ROOT = path.resolve(__dirname, "..");
 const root = mkdtempSync(path.join(os.tmpdir(), "searchrl-train-sft-"));
 
 const FACTS = [
@@ -24,21 +23,6 @@ const FACTS = [
   "The dravik is gold.",
   "The fenlo is gray.",
 ];
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src", "cli", "main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SEARCHRL_CLI_ENTRY: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("SFT end to end (built-in model)", () => {
   const protocol = getProtocol("r1-searcher");
