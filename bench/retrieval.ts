@@ -2,18 +2,22 @@
  * Retrieval benchmark (`npm run bench:retrieval [-- --quick]`).
  *
  * BM25: a generated corpus of ~100-word passages (Zipfian pseudo-word vocabulary, seeded) indexed through the real
- * `buildIndex` pipeline (passage store + analyzer + LanceDB FTS). Reports build time and size, single-threaded
- * p50/p99 for 1–5 word queries, QPS with 8 concurrent HTTP clients through the retrieval server (a separate process),
- * and, on a subset, top-10 overlap against an exact BM25 scorer plus the same figures for the rejected alternatives
- * (SQLite FTS5 via better-sqlite3, minisearch, our exact in-memory scorer), side by side with ratios.
+ * `buildIndex` pipeline (passage store + analyzer + LanceDB FTS + persisted postings). At full size, the "postings"
+ * engine (exact, DAAT with MaxScore pruning) and LanceDB FTS side by side in the same process: build time and size of
+ * each part, open time, single-threaded p50/p99 of the full retriever and of the engine alone, overall and by query
+ * length (queries interleaved between the engines), the retriever's overhead besides the engine, results against the
+ * exact term-at-a-time scorer, a batch of 256, and QPS with 8 concurrent HTTP clients through the retrieval server (a
+ * separate process) for each engine. On a subset: top-10 overlap against an exact BM25 scorer plus the same figures
+ * for our engines and the rejected alternatives (SQLite FTS5 via better-sqlite3, minisearch), with ratios.
  *
  * Dense: seeded low-rank synthetic vectors (x = normalize(A·z + noise), z ~ N(0, I_32), 384-d) at several sizes:
  * ivf-sq8 build time, recall@10 against exact search and p50/p99 across nprobe, and exact flat search for comparison.
  *
  * Flags: --quick (small sizes), --passages N, --subset N, --dense-sizes 200000,1000000, --queries N, --qps-seconds S,
  * --skip-bm25, --skip-dense, --skip-server, --lance-ann (also LanceDB IVF_PQ/HNSW_SQ at the smallest dense size),
- * --exact-full (also the exact in-memory BM25 engine at full size),
- * --json FILE. Data is generated into bench/.data/retrieval (gitignored) and reused between runs.
+ * --exact-full (also the exact in-memory BM25 engine rebuilt from LanceDB's stored terms at full size),
+ * --reuse-index (reuse the full-size index when it has the postings; rebuilt otherwise, e.g. an index from before
+ * the postings existed), --json FILE. Data is generated into bench/.data/retrieval (gitignored) and reused between runs.
  * Timings on a shared 2-core machine are contended: compare ratios from the same run.
  */
 import { spawn } from "node:child_process";
@@ -28,12 +32,19 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { Rng } from "../src/util/rng.js";
 import { readCorpus } from "../src/corpus/readers.js";
 import { buildIndex } from "../src/retrieval/build.js";
 import { openRetriever } from "../src/retrieval/factory.js";
+import { readIndexManifest, type IndexManifest } from "../src/retrieval/manifest.js";
+import { PassageStore } from "../src/retrieval/store.js";
+import { PostingsIndex } from "../src/retrieval/bm25/postings.js";
+import { Bm25Retriever, PostingsEngine } from "../src/retrieval/bm25/retriever.js";
 import { Analyzer } from "../src/retrieval/bm25/analyzer.js";
 import { Bm25MemoryBuilder, type ScoredRow } from "../src/retrieval/bm25/memory.js";
 import { LanceFtsEngine, loadLance } from "../src/retrieval/bm25/lance.js";
@@ -70,11 +81,18 @@ const results: Record<string, unknown> = {
   denseSizes: DENSE_SIZES,
   queries: NQ,
   date: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  loadAverageStart: os.loadavg(),
 };
 const t0 = Date.now();
 const log = (s: string) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
+
+/** A full garbage collection (the script runs under tsx without --expose-gc): settles the heap before timings. */
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
 
 function pct(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -232,18 +250,21 @@ interface EngineRow {
   overlap: number;
 }
 
-async function startServerProcess(indexDir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startServerProcess(
+  indexDir: string,
+  engine: "lancedb" | "postings",
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const script = path.join(ROOT, "server-child.mts");
   writeFileSync(
     script,
     `import { openRetriever } from ${JSON.stringify(path.resolve(import.meta.dirname, "../src/retrieval/index.ts"))};\n` +
       `import { serveRetrieval } from ${JSON.stringify(path.resolve(import.meta.dirname, "../src/server/retrieval.ts"))};\n` +
-      `const r = await openRetriever(process.argv[2], { bm25Engine: "lancedb" });\n` +
+      `const r = await openRetriever(process.argv[2], { bm25Engine: process.argv[3] });\n` +
       `const s = await serveRetrieval({ retriever: r, port: 0 });\n` +
       `process.stdout.write("URL " + s.url + "\\n");\n` +
       `process.on("SIGTERM", async () => { await s.close(); await r.close(); process.exit(0); });\n`,
   );
-  const child = spawn(process.execPath, ["--import", "tsx", script, indexDir], {
+  const child = spawn(process.execPath, ["--import", "tsx", script, indexDir, engine], {
     cwd: path.resolve(import.meta.dirname, ".."),
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -301,83 +322,270 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
   const analyzer = new Analyzer();
   const qTerms = queries.map((q) => analyzer.terms(q));
 
-  // -- LanceDB at full size, through the real build pipeline.
+  // -- Full size, through the real build pipeline (LanceDB FTS + persisted postings in one build).
+  let s = 0;
   const dirN = path.join(ROOT, `bm25-${N}`);
-  log(`BM25: building LanceDB index over ${N} passages ...`);
-  let s = Date.now();
-  await buildIndex({ corpus, out: dirN, bm25: true, progress: true });
-  const buildN = (Date.now() - s) / 1000;
+  let manifestN: IndexManifest | null = null;
+  if (flag("reuse-index")) {
+    try {
+      manifestN = readIndexManifest(dirN);
+    } catch {
+      manifestN = null;
+    }
+    if (manifestN && (manifestN.size !== N || !manifestN.bm25?.postings)) {
+      log(`BM25: ${dirN} has no postings (built before them) or another size: rebuilding`);
+      manifestN = null;
+    } else if (manifestN) log(`BM25: reusing ${dirN} (built ${manifestN.created}; build figures from its manifest)`);
+  }
+  if (!manifestN) {
+    log(`BM25: building the index over ${N} passages (passage store, LanceDB FTS, postings) ...`);
+    manifestN = await buildIndex({ corpus, out: dirN, bm25: true, progress: true });
+  }
+  const buildN = manifestN.build.seconds;
+  const postingsBuildS = Number(manifestN.build.postingsSeconds ?? NaN);
   const sizeN = dirSize(dirN);
+  const postingsBytes = dirSize(path.join(dirN, "bm25", "postings"));
+  const lanceBytesN = dirSize(path.join(dirN, "bm25")) - postingsBytes;
+  const storeBytes = sizeN - dirSize(path.join(dirN, "bm25"));
+  log(
+    `BM25 index @${N}: build ${f(buildN, 1)} s (${f(N / buildN, 0)} passages/s; postings inversion and writing ${f(postingsBuildS, 1)} s of it), ${mb(sizeN)} on disk: passage store ${mb(storeBytes)}, LanceDB ${mb(lanceBytesN)}, postings ${mb(postingsBytes)} (${manifestN.bm25!.postings!.postings} postings, ${manifestN.bm25!.postings!.segments} segment(s))`,
+  );
+
+  // Open both engines in this process (open time of the postings engine: read + validate the files).
+  gc(); // the build's garbage would otherwise be collected during the timings
+  s = performance.now();
+  const postN = await openRetriever(dirN, { bm25Engine: "postings" });
+  const openPostingsS = (performance.now() - s) / 1000;
+  s = performance.now();
   const lanceN = await openRetriever(dirN, { bm25Engine: "lancedb" });
-  await timeQueries(queries.slice(0, 50), (q) => lanceN.search([q], 10));
-  const latN = await timeQueries(queries, (q) => lanceN.search([q], 10));
-  const byLen: Record<number, number[]> = {};
-  queries.forEach((q, i) => (byLen[q.split(" ").length] ??= []).push(latN[i]));
+  const openLanceS = (performance.now() - s) / 1000;
+  // The engines inside the retrievers (engine-alone timings use the same instances and memory).
+  const postEngine = (postN as Bm25Retriever).engine;
+  const lanceEng = (lanceN as Bm25Retriever).engine;
+  if (!(postEngine instanceof PostingsEngine)) throw new Error("expected the postings engine");
+  const postIx = postEngine.index;
+  log(
+    `open: postings retriever ${f(openPostingsS, 2)} s (${mb(postIx.memoryBytes)} in memory), LanceDB retriever ${f(openLanceS, 2)} s`,
+  );
+
+  // Single-threaded latency, queries interleaved between the engines (alternating which goes first).
+  gc();
+  const warm = queries.slice(0, 50);
+  for (const q of warm) {
+    await postN.search([q], 10);
+    await lanceN.search([q], 10);
+  }
+  // Blocks of 50 queries alternate between the engines (which one goes first alternates too), so both see the same
+  // load of the shared machine without one engine's background threads running into the other's timings. Pass 1: the
+  // full retrievers; pass 2: the engines alone (a query's second run finds its postings in cache: separate passes).
+  const lat = { post: [] as number[], lance: [] as number[], postEng: [] as number[], lanceEng: [] as number[] };
+  const B = 50;
+  for (const pass of [1, 2])
+    for (let b0 = 0; b0 < queries.length; b0 += B) {
+      const idx = Array.from({ length: Math.min(B, queries.length - b0) }, (_, j) => b0 + j);
+      const runs: Array<[number[], (i: number) => Promise<unknown> | unknown]> =
+        pass === 1
+          ? [
+              [lat.post, (i) => postN.search([queries[i]], 10)],
+              [lat.lance, (i) => lanceN.search([queries[i]], 10)],
+            ]
+          : [
+              [lat.postEng, (i) => postIx.search(qTerms[i], 10)],
+              [lat.lanceEng, (i) => lanceEng.search(qTerms[i], 10)],
+            ];
+      if ((b0 / B) % 2 === 1) runs.reverse();
+      for (const [into, fn] of runs)
+        for (const i of idx) {
+          const t = performance.now();
+          await fn(i);
+          into[i] = performance.now() - t;
+        }
+    }
+  const words = queries.map((q) => q.split(" ").length);
+  const byWords = (xs: number[], p: number) => {
+    const by: Record<number, number[]> = {};
+    xs.forEach((x, i) => (by[words[i]] ??= []).push(x));
+    return Object.fromEntries(Object.entries(by).map(([k, v]) => [k, pct(v, p)]));
+  };
+  const summary = (xs: number[]) => ({
+    p50: pct(xs, 50),
+    p90: pct(xs, 90),
+    p99: pct(xs, 99),
+    p50ByWords: byWords(xs, 50),
+    p99ByWords: byWords(xs, 99),
+  });
+
+  // The retriever's work besides the engine, for the postings engine: analyzer, passage fetch (store > 256 MiB:
+  // positioned reads), passage objects.
+  const store = PassageStore.open(dirN);
+  const hits = qTerms.map((t) => postIx.search(t, 10));
+  const an: number[] = [];
+  const fetch: number[] = [];
+  const build: number[] = [];
+  for (let i = 0; i < queries.length; i++) {
+    let t = performance.now();
+    analyzer.terms(queries[i]);
+    an.push(performance.now() - t);
+    t = performance.now();
+    const ps = hits[i].map((h) => store.get(h.row));
+    fetch.push(performance.now() - t);
+    t = performance.now();
+    ps.map((p, j) => ({ ...p, score: hits[i][j].score }));
+    build.push(performance.now() - t);
+  }
+  store.close();
+
+  // Exactness at full size: the exact term-at-a-time scorer over the same postings (every match scored).
+  s = performance.now();
+  const exactN = postIx.toMemoryIndex();
+  const exactBuildS = (performance.now() - s) / 1000;
+  const exactLat: number[] = [];
+  let identical = 0;
+  let postOverlap = 0;
+  let lanceOverlap = 0;
+  for (let i = 0; i < queries.length; i++) {
+    const t = performance.now();
+    const want = exactN.search(qTerms[i], 10);
+    exactLat.push(performance.now() - t);
+    const got = postIx.search(qTerms[i], 10);
+    if (got.length === want.length && got.every((g, j) => g.row === want[j].row && g.score === want[j].score))
+      identical++;
+    postOverlap += overlap(got, want);
+    lanceOverlap += overlap(await lanceEng.search(qTerms[i], 10), want);
+  }
+
   // Batch throughput in process (the rollout engine's pattern: one call with 256 queries).
   const batch = Array.from({ length: 256 }, (_, i) => queries[i % queries.length]);
   s = Date.now();
+  await postN.search(batch, 3);
+  const batchPostMs = Date.now() - s;
+  s = Date.now();
   await lanceN.search(batch, 3);
   const batchMs = Date.now() - s;
+  await postN.close();
   await lanceN.close();
-  // Optional: the exact in-memory engine at full size (it is the default engine up to 100 k passages).
+  const stats = postIx.stats;
+
+  const bm25N = {
+    n: N,
+    buildS: buildN,
+    sizeBytes: sizeN,
+    storeBytes,
+    lanceBytes: lanceBytesN,
+    postings: {
+      buildS: postingsBuildS,
+      bytes: postingsBytes,
+      count: manifestN.bm25!.postings!.postings,
+      segments: manifestN.bm25!.postings!.segments,
+      openS: openPostingsS,
+      memoryBytes: postIx.memoryBytes,
+      retriever: summary(lat.post),
+      engine: summary(lat.postEng),
+      identicalToExact: identical / queries.length,
+      overlap: postOverlap / queries.length,
+      batch256Ms: batchPostMs,
+      scoredPerQuery: stats.scored / stats.queries,
+      postingsPerQuery: stats.postings / stats.queries,
+    },
+    lancedb: {
+      openS: openLanceS,
+      retriever: summary(lat.lance),
+      engine: summary(lat.lanceEng),
+      overlap: lanceOverlap / queries.length,
+      batch256Ms: batchMs,
+    },
+    exact: { buildS: exactBuildS, p50: pct(exactLat, 50), p99: pct(exactLat, 99) },
+    overheadMs: {
+      analyzerP50: pct(an, 50),
+      fetch10P50: pct(fetch, 50),
+      fetch10P99: pct(fetch, 99),
+      objectsP50: pct(build, 50),
+      retrieverMinusEngineP50: pct(lat.post, 50) - pct(lat.postEng, 50),
+    },
+    loadAverage: os.loadavg(),
+    // Kept for comparison with earlier runs (LanceDB retriever).
+    p50: pct(lat.lance, 50),
+    p90: pct(lat.lance, 90),
+    p99: pct(lat.lance, 99),
+    p50ByWords: byWords(lat.lance, 50),
+    batch256Ms: batchMs,
+  };
+  results.bm25 = bm25N;
+  const P = bm25N.postings;
+  const L = bm25N.lancedb;
+  const wordsRow = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, v]) => `${k}w ${f(v)}`)
+      .join(", ");
+  const t1 = [
+    ["@" + N + " passages, top-10, single-threaded", "postings (exact DAAT)", "LanceDB FTS", "postings / LanceDB"],
+  ];
+  const row = (name: string, a: number, b: number, d = 2) => t1.push([name, f(a, d), f(b, d), `${f(a / b)}×`]);
+  row("retriever p50 ms", P.retriever.p50, L.retriever.p50);
+  row("retriever p90 ms", P.retriever.p90, L.retriever.p90);
+  row("retriever p99 ms", P.retriever.p99, L.retriever.p99);
+  row("engine alone p50 ms", P.engine.p50, L.engine.p50);
+  row("engine alone p99 ms", P.engine.p99, L.engine.p99);
+  for (const k of Object.keys(P.retriever.p50ByWords))
+    row(`retriever p50 ms, ${k} word(s)`, P.retriever.p50ByWords[k], L.retriever.p50ByWords[k]);
+  row("open s", P.openS, L.openS);
+  row("batch of 256 (k 3) ms", P.batch256Ms, L.batch256Ms, 0);
+  t1.push(["top-10 overlap with exact TAAT", f(P.overlap, 3), f(L.overlap, 3), ""]);
+  process.stdout.write(`\n${table(t1)}\n\n`);
+  log(
+    `postings: ${f(P.identicalToExact * 100, 1)}% of queries identical to the exact scorer (rows and float64 scores); exact TAAT over the same postings p50 ${f(bm25N.exact.p50)} ms, p99 ${f(bm25N.exact.p99)} ms; ${f(P.scoredPerQuery, 0)} docs fully scored per query of ${f(P.postingsPerQuery, 0)} postings`,
+  );
+  log(
+    `  postings retriever p99 by words: ${wordsRow(P.retriever.p99ByWords)}; LanceDB: ${wordsRow(L.retriever.p99ByWords)}`,
+  );
+  log(
+    `  retriever overhead (postings): analyzer p50 ${f(bm25N.overheadMs.analyzerP50, 4)} ms, 10 passages fetched p50 ${f(bm25N.overheadMs.fetch10P50, 3)} / p99 ${f(bm25N.overheadMs.fetch10P99, 3)} ms, objects ${f(bm25N.overheadMs.objectsP50, 4)} ms; retriever − engine p50 ${f(bm25N.overheadMs.retrieverMinusEngineP50, 3)} ms; load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
+
+  // Optional: the exact in-memory engine at full size rebuilt from LanceDB's stored terms (what "memory" does).
   if (flag("exact-full")) {
     const eng = await LanceFtsEngine.open(path.join(dirN, "bm25"));
     const docs: string[] = new Array(eng.size);
     for await (const { row, tok } of eng.scanTerms()) docs[row] = tok;
+    eng.close();
     const sx = Date.now();
     const b = new Bm25MemoryBuilder();
     for (const d of docs) b.add(d ? d.split(" ") : []);
     const mem = b.finish();
     const memBuild = (Date.now() - sx) / 1000;
     const memLat = await timeQueries(qTerms, (t) => mem.search(t, 10));
-    const lanceLat = await timeQueries(qTerms, (t) => eng.search(t, 10));
-    eng.close();
-    results.exactFull = {
-      n: N,
-      buildS: memBuild,
-      p50: pct(memLat, 50),
-      p99: pct(memLat, 99),
-      lanceEngineP50: pct(lanceLat, 50),
-      lanceEngineP99: pct(lanceLat, 99),
-    };
+    let same = 0;
+    for (const t of qTerms) {
+      const r = mem.search(t, 10);
+      const e = exactN.search(t, 10);
+      if (r.length === e.length && r.every((x, j) => x.row === e[j].row && x.score === e[j].score)) same++;
+    }
+    results.exactFull = { n: N, buildS: memBuild, p50: pct(memLat, 50), p99: pct(memLat, 99), identical: same };
     log(
-      `exact in-memory @${N}: build ${f(memBuild, 1)} s (from stored terms), p50 ${f(pct(memLat, 50))} ms, p99 ${f(pct(memLat, 99))} ms; LanceDB engine alone in the same process: p50 ${f(pct(lanceLat, 50))} ms, p99 ${f(pct(lanceLat, 99))} ms`,
+      `exact in-memory @${N} rebuilt from LanceDB's terms: build ${f(memBuild, 1)} s, identical to the postings' exact scorer on ${same}/${qTerms.length} queries`,
     );
   }
-  const bm25N = {
-    n: N,
-    buildS: buildN,
-    sizeBytes: sizeN,
-    lanceBytes: dirSize(path.join(dirN, "bm25")),
-    p50: pct(latN, 50),
-    p90: pct(latN, 90),
-    p99: pct(latN, 99),
-    p50ByWords: Object.fromEntries(Object.entries(byLen).map(([k, v]) => [k, pct(v, 50)])),
-    batch256Ms: batchMs,
-  };
-  results.bm25 = bm25N;
-  log(
-    `BM25 LanceDB @${N}: build ${f(buildN, 1)} s, ${mb(sizeN)} (LanceDB part ${mb(bm25N.lanceBytes)}), p50 ${f(bm25N.p50)} ms, p99 ${f(bm25N.p99)} ms, batch of 256: ${batchMs} ms`,
-  );
-  log(
-    `  p50 by query words: ${Object.entries(bm25N.p50ByWords)
-      .map(([k, v]) => `${k}w ${f(v)}`)
-      .join(", ")}`,
-  );
 
-  // -- QPS through the server with 8 concurrent clients.
+  // -- QPS through the server with 8 concurrent clients, for each engine.
   if (!flag("skip-server")) {
-    const srv = await startServerProcess(dirN);
-    try {
-      await loadTest(srv.url, queries, 1, 8);
-      const lt = await loadTest(srv.url, queries, QPS_SECONDS, 8);
-      results.server = lt;
-      log(
-        `server (separate process, 8 clients, POST /retrieve topk 10): ${f(lt.qps, 0)} QPS, p50 ${f(lt.p50)} ms, p99 ${f(lt.p99)} ms, errors ${lt.errors}, server event-loop delay ${JSON.stringify(lt.loop)}`,
-      );
-    } finally {
-      await srv.stop();
+    const server: Record<string, unknown> = {};
+    for (const engine of ["lancedb", "postings"] as const) {
+      const srv = await startServerProcess(dirN, engine);
+      try {
+        await loadTest(srv.url, queries, 1, 8);
+        const lt = await loadTest(srv.url, queries, QPS_SECONDS, 8);
+        server[engine] = lt;
+        log(
+          `server ${engine} (separate process, 8 clients, POST /retrieve topk 10): ${f(lt.qps, 0)} QPS, p50 ${f(lt.p50)} ms, p99 ${f(lt.p99)} ms, errors ${lt.errors}, server event-loop delay ${JSON.stringify(lt.loop)}`,
+        );
+      } finally {
+        await srv.stop();
+      }
     }
+    results.server = server;
   }
 
   // -- Subset: exact scorer and the alternatives.
@@ -412,23 +620,58 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
   {
     const dir = path.join(ROOT, `bm25-subset-${SUBSET}`);
     s = Date.now();
-    await buildIndex({ corpus, out: dir, bm25: true, limit: SUBSET, progress: false });
-    const b = (Date.now() - s) / 1000;
+    const m = await buildIndex({ corpus, out: dir, bm25: true, limit: SUBSET, progress: false });
+    const postS = Number(m.build.postingsSeconds ?? 0);
+    // The build writes both; LanceDB's share is the rest (store + analysis + LanceDB, as before the postings).
+    const b = (Date.now() - s) / 1000 - postS;
+    const pdir = path.join(dir, "bm25", "postings");
     const eng = await LanceFtsEngine.open(path.join(dir, "bm25"));
+    s = Date.now();
+    const post = PostingsIndex.open(pdir);
+    const postOpen = (Date.now() - s) / 1000;
     await timeQueries(qTerms.slice(0, 50), (t) => eng.search(t, 10));
+    await timeQueries(qTerms.slice(0, 50), (t) => post.search(t, 10));
     const got: ScoredRow[][] = [];
-    const lat = await timeQueries(qTerms, async (t) => got.push(await eng.search(t, 10)));
+    const gotP: ScoredRow[][] = [];
+    const lat: number[] = [];
+    const latP: number[] = [];
+    for (const t of qTerms) {
+      let x = performance.now();
+      got.push(await eng.search(t, 10));
+      lat.push(performance.now() - x);
+      x = performance.now();
+      gotP.push(post.search(t, 10));
+      latP.push(performance.now() - x);
+    }
     eng.close();
+    const identical = gotP.filter(
+      (g, i) =>
+        g.length === truth[i].length && g.every((x, j) => x.row === truth[i][j].row && x.score === truth[i][j].score),
+    ).length;
     rows.push({
-      engine: "LanceDB FTS (chosen)",
+      engine: "LanceDB FTS",
       n: SUBSET,
       buildS: b,
-      sizeBytes: dirSize(path.join(dir, "bm25")),
+      sizeBytes: dirSize(path.join(dir, "bm25")) - dirSize(pdir),
       sizeNote: "disk",
       p50: pct(lat, 50),
       p99: pct(lat, 99),
       overlap: got.reduce((a, g, i) => a + overlap(g, truth[i]), 0) / got.length,
     });
+    rows.push({
+      engine: "postings, exact DAAT (ours; default)",
+      n: SUBSET,
+      buildS: postS,
+      sizeBytes: dirSize(pdir),
+      sizeNote: "disk",
+      p50: pct(latP, 50),
+      p99: pct(latP, 99),
+      overlap: gotP.reduce((a, g, i) => a + overlap(g, truth[i]), 0) / gotP.length,
+    });
+    results.postingsSubset = { identical: identical / qTerms.length, openS: postOpen };
+    log(
+      `postings @${SUBSET}: open ${f(postOpen, 2)} s, ${identical}/${qTerms.length} queries identical to the exact scorer (rows and scores); its build figure is the inversion + writing only (analysis is shared with LanceDB)`,
+    );
   }
   {
     const require = createRequire(import.meta.url);
@@ -484,7 +727,7 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
   }
   {
     const MiniSearch = (await import("minisearch")).default;
-    global.gc?.();
+    gc();
     const before = process.memoryUsage().heapUsed;
     s = Date.now();
     const ms = new MiniSearch<{ id: number; tok: string }>({
@@ -495,7 +738,7 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
     });
     ms.addAll(toks.map((tok, id) => ({ id, tok })));
     const b = (Date.now() - s) / 1000;
-    global.gc?.();
+    gc();
     const heap = process.memoryUsage().heapUsed - before;
     const got: ScoredRow[][] = [];
     const lat = await timeQueries(qTerms, (t) =>

@@ -15,6 +15,8 @@ import { detectCorpusFormat, readCorpus, type CorpusFormat } from "../corpus/rea
 import { Analyzer, type AnalyzerOptions } from "./bm25/analyzer.js";
 import { LanceFtsWriter } from "./bm25/lance.js";
 import { BM25_B, BM25_K1 } from "./bm25/memory.js";
+import { POSTINGS_DIR, POSTINGS_VERSION } from "./bm25/postings-format.js";
+import { PostingsWriter, type PostingsSummary, type PostingsWriterOptions } from "./bm25/postings-writer.js";
 import {
   embeddingPreset,
   findModelFiles,
@@ -48,8 +50,11 @@ export interface BuildIndexOptions {
   textField?: string;
   titleField?: string;
   idField?: string;
-  /** Build a BM25 index (default true unless `dense` is given). */
-  bm25?: boolean | { analyzer?: AnalyzerOptions };
+  /**
+   * Build a BM25 index (default true unless `dense` is given): LanceDB FTS plus the persisted postings of the exact
+   * DAAT engine (`postings: false` leaves them out; `{segmentSize, blockSize}` tunes them).
+   */
+  bm25?: boolean | { analyzer?: AnalyzerOptions; postings?: boolean | PostingsWriterOptions };
   dense?: DenseBuildOptions;
   /** Only index the first `limit` passages. */
   limit?: number;
@@ -140,9 +145,13 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
     const analyzerOpts = typeof opts.bm25 === "object" ? opts.bm25.analyzer : undefined;
     const analyzer = wantBm25 ? new Analyzer(analyzerOpts) : null;
     let fts: LanceFtsWriter | null = null;
+    let postings: PostingsWriter | null = null;
     if (analyzer) {
       await fsp.mkdir(path.join(tmp, "bm25"));
       fts = await LanceFtsWriter.create(path.join(tmp, "bm25"));
+      const po = typeof opts.bm25 === "object" ? opts.bm25.postings : undefined;
+      if (po !== false)
+        postings = await PostingsWriter.create(path.join(tmp, "bm25", POSTINGS_DIR), typeof po === "object" ? po : {});
     }
     let embedder: OnnxEmbedder | null = null;
     let vec: WriteStream | null = null;
@@ -178,6 +187,7 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
           const terms = analyzer.terms(p.title ? `${p.title}\n${p.text}` : p.text);
           tokens += terms.length;
           await fts.add(row, terms);
+          if (postings) await postings.add(terms);
         }
         if (embedder) {
           pendingDense.push(p);
@@ -187,9 +197,18 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
       }
       const size = await store.close();
       let bm25: IndexManifest["bm25"] = null;
+      let postingsSeconds: number | undefined;
       if (analyzer && fts) {
-        await fts.finish();
+        // The postings (JS, this thread) are finished while LanceDB builds its FTS index natively.
+        const ftsDone = fts.finish();
+        let summary: PostingsSummary | null = null;
+        try {
+          summary = postings ? await postings.finish() : null;
+        } finally {
+          await ftsDone;
+        }
         fts = null;
+        postingsSeconds = summary?.seconds;
         bm25 = {
           path: "bm25",
           engine: "lancedb-fts",
@@ -198,6 +217,19 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
           tokens,
           avgdl: size > 0 ? tokens / size : 0,
           scoring: { k1: BM25_K1, b: BM25_B },
+          ...(summary
+            ? {
+                postings: {
+                  path: POSTINGS_DIR,
+                  version: POSTINGS_VERSION,
+                  segments: summary.segments,
+                  segmentSize: summary.segmentSize,
+                  blockSize: summary.blockSize,
+                  postings: summary.postings,
+                  bytes: summary.bytes,
+                },
+              }
+            : {}),
         };
       }
       let dense: IndexManifest["dense"] = null;
@@ -232,7 +264,10 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
         store: { data: STORE_DATA_FILE, offsets: STORE_OFFSETS_FILE },
         bm25,
         dense,
-        build: { seconds: (Date.now() - t0) / 1000 },
+        build: {
+          seconds: (Date.now() - t0) / 1000,
+          ...(postingsSeconds !== undefined ? { postingsSeconds } : {}),
+        },
       };
       await atomicWriteJson(path.join(tmp, MANIFEST_FILE), manifest);
       return manifest;

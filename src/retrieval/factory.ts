@@ -24,7 +24,10 @@ import { createWebRetriever, type WebRetrieverOptions } from "./web/index.js";
 export interface OpenRetrieverOptions {
   /** Index directories: which part to use (default "auto": hybrid when both are present). */
   mode?: "auto" | "bm25" | "dense" | "hybrid";
-  /** BM25 engine: "auto" (default: in memory up to `memoryMaxPassages` = 100 000, else LanceDB), "memory" or "lancedb". */
+  /**
+   * BM25 engine: "auto" (default: "postings" when the index has persisted postings; for older indexes in memory up to
+   * `memoryMaxPassages` = 100 000 passages, else LanceDB), "postings", "memory" or "lancedb".
+   */
   bm25Engine?: "auto" | Bm25EngineName;
   memoryMaxPassages?: number;
   /** Dense: the model folder, when it moved since the build (default: the path in the manifest). */
@@ -65,6 +68,7 @@ export async function openIndex(
       const engine = await openBm25Engine(path.join(dir, manifest.bm25.path), manifest.size, {
         engine: opts.bm25Engine,
         memoryMaxPassages: opts.memoryMaxPassages,
+        hasPostings: manifest.bm25.postings !== undefined,
       });
       parts.push(new Bm25Retriever(engine, store, manifest.bm25.analyzer));
     }

@@ -36,6 +36,14 @@ export {
 export { porterStem } from "./bm25/porter.js";
 export { Bm25MemoryBuilder, Bm25MemoryIndex, BM25_K1, BM25_B } from "./bm25/memory.js";
 export { Bm25Retriever, openBm25Engine, type Bm25Engine, type Bm25EngineName } from "./bm25/retriever.js";
+export { PostingsIndex, type PostingsOpenOptions, type PostingsSearchStats } from "./bm25/postings.js";
+export { PostingsWriter, type PostingsWriterOptions, type PostingsSummary } from "./bm25/postings-writer.js";
+export {
+  POSTINGS_FORMAT,
+  POSTINGS_VERSION,
+  PostingsHeaderSchema,
+  type PostingsHeader,
+} from "./bm25/postings-format.js";
 export {
   OnnxEmbedder,
   embeddingPreset,

@@ -8,6 +8,8 @@
  *   passages.jsonl       passage store: one JSON array [id, title, text(, raw)] per row
  *   passages.offsets     float64 byte offsets of the rows (N + 1)
  *   bm25/                LanceDB database: table "terms" (row int32, tok utf8) + its FTS index      (BM25 indexes)
+ *   bm25/postings/       persisted postings of the exact DAAT engine (bm25/postings-format.ts; indexes built
+ *                        since the "postings" engine exists; older indexes lack it and still open)
  *   dense/               vectors.f32 (N × dim) [+ ivf.* files of an ivf-sq8 index]                  (dense indexes)
  * ```
  */
@@ -58,6 +60,18 @@ export const IndexManifestSchema = z.object({
       tokens: z.number().int().nonnegative(),
       avgdl: z.number().nonnegative(),
       scoring: z.object({ k1: z.number(), b: z.number() }),
+      /** The persisted postings (absent in indexes built before they existed, or built without them). */
+      postings: z
+        .object({
+          path: z.string(),
+          version: z.number().int().positive(),
+          segments: z.number().int().nonnegative(),
+          segmentSize: z.number().int().positive(),
+          blockSize: z.number().int().positive(),
+          postings: z.number().int().nonnegative(),
+          bytes: z.number().int().nonnegative(),
+        })
+        .optional(),
     })
     .nullable(),
   dense: z

@@ -11,7 +11,9 @@ const OptionsSchema = z.object({
     .max(1000, "-k must be <= 1000"),
   json: z.boolean().optional(),
   mode: z.enum(["auto", "bm25", "dense", "hybrid"], { error: "--mode must be auto, bm25, dense or hybrid" }),
-  engine: z.enum(["auto", "memory", "lancedb"], { error: "--engine must be auto, memory or lancedb" }),
+  engine: z.enum(["auto", "postings", "memory", "lancedb"], {
+    error: "--engine must be auto, postings, memory or lancedb",
+  }),
   model: z.string().optional(),
   api: z.enum(["queries", "retrieve"], { error: "--api must be queries or retrieve" }).optional(),
   nprobe: z.coerce.number().int().min(1).optional(),
@@ -28,7 +30,7 @@ export const register: RegisterCommands = (program) => {
     .option("--mode <m>", "index directories: auto, bm25, dense or hybrid", "auto")
     .option(
       "--engine <e>",
-      "BM25 engine: lancedb (default here: no start-up cost for one query), memory or auto",
+      "BM25 engine: lancedb (default here: no start-up cost for one query), postings, memory or auto",
       "lancedb",
     )
     .option("--model <dir>", "dense: the model folder, if it moved since the build")

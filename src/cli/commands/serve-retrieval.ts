@@ -17,7 +17,9 @@ const OptionsSchema = z.object({
   k: z.coerce.number().int().min(1, "--k must be >= 1"),
   maxK: z.coerce.number().int().min(1, "--max-k must be >= 1"),
   mode: z.enum(["auto", "bm25", "dense", "hybrid"], { error: "--mode must be auto, bm25, dense or hybrid" }),
-  engine: z.enum(["auto", "memory", "lancedb"], { error: "--engine must be auto, memory or lancedb" }),
+  engine: z.enum(["auto", "postings", "memory", "lancedb"], {
+    error: "--engine must be auto, postings, memory or lancedb",
+  }),
   model: z.string().optional(),
   threads: z.coerce.number().int().min(1),
   queries: z.array(z.string()).optional(),
@@ -43,7 +45,7 @@ export const register: RegisterCommands = (_program, groups) => {
     .option("--mode <m>", "index directories: auto, bm25, dense or hybrid", "auto")
     .option(
       "--engine <e>",
-      "BM25 engine: auto (exact in-memory up to 100k passages, else LanceDB), memory, lancedb",
+      "BM25 engine: auto (postings when the index has them, else exact in-memory up to 100k passages, else LanceDB), postings, memory, lancedb",
       "auto",
     )
     .option("--model <dir>", "dense: the model folder, if it moved since the build")

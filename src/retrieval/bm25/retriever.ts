@@ -1,4 +1,10 @@
-/** The BM25 {@link Retriever}: analyzer + engine (LanceDB FTS on disk, or the exact in-memory scorer) + passage store. */
+/**
+ * The BM25 {@link Retriever}: analyzer + engine + passage store. Engines: "postings" (exact, document-at-a-time over
+ * the postings persisted at build time), "lancedb" (LanceDB FTS on disk), "memory" (the exact term-at-a-time scorer,
+ * rebuilt from LanceDB's stored terms at open).
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import type { Passage } from "../../util/types.js";
 import { mapLimit } from "../../util/concurrency.js";
 import type { Retriever, RetrieverInfo, SearchOptions } from "../types.js";
@@ -6,13 +12,17 @@ import type { PassageStore } from "../store.js";
 import { Analyzer, type AnalyzerConfig } from "./analyzer.js";
 import { Bm25MemoryBuilder, type Bm25MemoryIndex, type ScoredRow } from "./memory.js";
 import { LanceFtsEngine } from "./lance.js";
+import { PostingsIndex } from "./postings.js";
+import { POSTINGS_DIR, POSTINGS_HEADER } from "./postings-format.js";
 
-export type Bm25EngineName = "lancedb" | "memory";
+export type Bm25EngineName = "lancedb" | "memory" | "postings";
 
 export interface Bm25Engine {
   readonly name: Bm25EngineName;
   readonly size: number;
   search(terms: readonly string[], k: number): Promise<ScoredRow[]>;
+  /** In-process engines answer synchronously (no promise per query). */
+  searchSync?(terms: readonly string[], k: number): ScoredRow[];
   close(): void;
 }
 
@@ -23,6 +33,24 @@ class MemoryEngine implements Bm25Engine {
     return this.index.size;
   }
   async search(terms: readonly string[], k: number): Promise<ScoredRow[]> {
+    return this.index.search(terms, k);
+  }
+  searchSync(terms: readonly string[], k: number): ScoredRow[] {
+    return this.index.search(terms, k);
+  }
+  close(): void {}
+}
+
+export class PostingsEngine implements Bm25Engine {
+  readonly name = "postings" as const;
+  constructor(readonly index: PostingsIndex) {}
+  get size(): number {
+    return this.index.size;
+  }
+  async search(terms: readonly string[], k: number): Promise<ScoredRow[]> {
+    return this.index.search(terms, k);
+  }
+  searchSync(terms: readonly string[], k: number): ScoredRow[] {
     return this.index.search(terms, k);
   }
   close(): void {}
@@ -43,15 +71,29 @@ class LanceEngine implements Bm25Engine {
 }
 
 export interface OpenBm25EngineOptions {
-  /** "auto" (default): in memory up to `memoryMaxPassages`, else LanceDB. */
+  /**
+   * "auto" (default): "postings" when the index has persisted postings (any size); otherwise, for indexes built before
+   * them, the in-memory scorer up to `memoryMaxPassages` and LanceDB above.
+   */
   engine?: "auto" | Bm25EngineName;
   /** Default 100 000 (the exact scorer is rebuilt from the stored terms at open: about 8 s per 100 k passages). */
   memoryMaxPassages?: number;
+  /** Whether the index has postings (from its manifest); default: whether `postings/postings.json` exists. */
+  hasPostings?: boolean;
 }
 
 /** Open the BM25 engine of an index's `bm25/` folder. */
 export async function openBm25Engine(dir: string, size: number, opts: OpenBm25EngineOptions = {}): Promise<Bm25Engine> {
   const want = opts.engine ?? "auto";
+  const postingsDir = path.join(dir, POSTINGS_DIR);
+  const hasPostings = opts.hasPostings ?? existsSync(path.join(postingsDir, POSTINGS_HEADER));
+  if (want === "postings" || (want === "auto" && hasPostings)) {
+    if (!hasPostings)
+      throw new Error(
+        `${dir}: this index has no BM25 postings (built before the "postings" engine existed, or without them); rebuild it with \`searchrl index build\` or choose the engine auto, memory or lancedb`,
+      );
+    return new PostingsEngine(PostingsIndex.open(postingsDir));
+  }
   const fts = await LanceFtsEngine.open(dir);
   const useMemory = want === "memory" || (want === "auto" && size <= (opts.memoryMaxPassages ?? 100_000));
   if (!useMemory) return new LanceEngine(fts);
@@ -79,7 +121,7 @@ export class Bm25Retriever implements Retriever {
   readonly name: string;
   readonly analyzer: Analyzer;
   constructor(
-    private readonly engine: Bm25Engine,
+    readonly engine: Bm25Engine,
     private readonly store: PassageStore,
     analyzer: AnalyzerConfig,
     private readonly opts: Bm25RetrieverOptions = {},
@@ -91,13 +133,14 @@ export class Bm25Retriever implements Retriever {
   async search(queries: readonly string[], k: number, opts: SearchOptions = {}): Promise<Passage[][]> {
     const toPassages = (rows: ScoredRow[]): Passage[] =>
       rows.map((r) => ({ ...this.store.get(r.row), score: r.score }));
-    if (this.engine.name === "memory") {
+    const engine = this.engine;
+    if (engine.searchSync) {
       // Synchronous scoring; yield to the event loop every few milliseconds so a large batch does not block it.
       const out: Passage[][] = [];
       let t = performance.now();
       for (const q of queries) {
         opts.signal?.throwIfAborted();
-        out.push(toPassages(await this.engine.search(this.analyzer.terms(q), k)));
+        out.push(toPassages(engine.searchSync(this.analyzer.terms(q), k)));
         if (performance.now() - t > 4) {
           await new Promise((r) => setImmediate(r));
           t = performance.now();
