@@ -9,6 +9,7 @@ import {
   worldCorpusPassages,
   singleHopWorldQuestion,
   renderIdealTrajectory,
+  RELATION_KEYWORD,
   singleHopQuestion,
   trainOnlyFacts,
   trajectoryTags,
@@ -404,4 +405,38 @@ export function singleHopRsQuestions(
     .shuffle([...pick(true), ...pick(false)])
     .slice(0, n)
     .map((f) => ({ idx: `single-${f.id}`, ...singleHopQuestion(f) }));
+}
+
+/**
+ * Check every recalled fact (`<internal>` block) of a response against the world: a recall is *grounded* when it states
+ * a fact the model was taught (an internal fact: its subject, its relation's keyword and its object all occur in the
+ * statement) or a fact stated by a document retrieved earlier in the same response (the document holds the same
+ * subject and object). Invented recalls — a tiny model's lucky guesses, e.g. a made-up birthplace that happens to lead
+ * to the right yes/no — are not. Returns the number of recalls and how many are grounded.
+ */
+export function groundedRecalls(
+  world: World,
+  protocol: ResponseProtocol,
+  response: string,
+): { recalls: number; grounded: number } {
+  const facts = world.facts;
+  let recalls = 0;
+  let grounded = 0;
+  let docs = "";
+  for (const s of protocol.parse(response).segments) {
+    if (s.kind === "documents") docs += `\n${s.text}`;
+    if (s.kind !== "internal") continue;
+    recalls++;
+    const st = s.text;
+    const words = new Set(st.toLowerCase().split(/[^\p{L}\p{N}]+/u));
+    const ok = facts.some(
+      (f) =>
+        st.includes(f.subjectText) &&
+        st.includes(f.objectText) &&
+        words.has(RELATION_KEYWORD[f.relation]) &&
+        (f.internal || (docs.includes(f.subjectText) && docs.includes(f.objectText))),
+    );
+    if (ok) grounded++;
+  }
+  return { recalls, grounded };
 }

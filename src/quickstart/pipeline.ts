@@ -48,6 +48,7 @@ import {
   probeQuestions,
   protocolTags,
   singleHopRsQuestions,
+  groundedRecalls,
   quickstartPrompts,
   splitQuestions,
   tokenizerTexts,
@@ -715,17 +716,30 @@ const STAGES: Record<QuickstartStage, StageFn> = {
         byQ.set(id, [...(byQ.get(id) ?? []), r]);
       }
       const rows: typeof all = [];
-      for (const list of byQ.values()) {
+      let ungrounded = 0;
+      for (const group of byQ.values()) {
+        const list = cfg.plus.rsGroundedRecalls
+          ? group.filter((r) => {
+              const g = groundedRecalls(ctx.world, ctx.plus, r.response);
+              if (g.grounded < g.recalls) ungrounded++;
+              return g.grounded === g.recalls;
+            })
+          : group;
         const sorted =
           cfg.plus.rsSelect === "fewest-retrievals" ? [...list].sort((a, b) => a.retrievals - b.retrievals) : list;
         rows.push(...sorted.slice(0, cfg.plus.rsKeepPerQuestion));
       }
+      if (rows.length === 0)
+        throw new Error(
+          `rejection sampling: all ${summary.kept} passing samples recall a fact the model was never taught (plus.rsGroundedRecalls); more samples (plus.rsSamples) or more pre-training are needed`,
+        );
       await writeJsonl(p.plusData, rows);
       return {
         sampled: summary.sampled,
         passed: summary.kept,
         kept: rows.length,
         rejected: summary.rejected,
+        ...(cfg.plus.rsGroundedRecalls ? { passedUngrounded: ungrounded } : {}),
         keptWithRetrieval: rows.filter((r) => r.retrievals > 0).length,
         keptWithInternal: rows.filter((r) => recallsInternal(ctx.plus, r.response)).length,
         keptRetrievalsMean: rows.reduce((a, r) => a + r.retrievals, 0) / Math.max(1, rows.length),
@@ -939,7 +953,7 @@ async function writeCommands(ctx: Ctx, state: QuickstartState): Promise<void> {
         `--k ${cfg.k} --max-tokens ${cfg.segmentTokens} --max-retrievals ${cfg.maxRetrievals} --max-answer-words 10 --seed ${cfg.seed}` +
         `${cfg.plus.rsRequireRetrieval ? " --require-retrieval" : ""} --out data/plus-rejection-sampled.jsonl`,
     ),
-    `# data/plus-cold-start.jsonl = per question the ${cfg.plus.rsKeepPerQuestion} passing sample(s) ${cfg.plus.rsSelect === "fewest-retrievals" ? "with the fewest retrievals" : "first sampled"} (selection done by the quickstart)`,
+    `# data/plus-cold-start.jsonl = per question the ${cfg.plus.rsKeepPerQuestion} passing sample(s) ${cfg.plus.rsSelect === "fewest-retrievals" ? "with the fewest retrievals" : "first sampled"}${cfg.plus.rsGroundedRecalls ? " among those whose recalls are grounded (taught facts or facts of documents retrieved before)" : ""} (selection done by the quickstart)`,
     `npx searchrl sft --config configs/plus-sft.json`,
     `npx searchrl train --config configs/plus-rl.json`,
     evalCmd("no-search", ck("pretrain"), "r1-searcher", "no-retrieval", ctx.prompts.direct),

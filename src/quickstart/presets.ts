@@ -139,6 +139,12 @@ export const QuickstartConfigSchema = z
         rsSelect: z.enum(["fewest-retrievals", "first"]).default("fewest-retrievals"),
         /** Keep only samples with at least one `<internal>` block and at least one retrieval? (D5 choice) */
         rsRequireRetrieval: z.boolean().default(false),
+        /**
+         * Keep only samples whose every recalled fact (`<internal>`) is grounded: a fact the pre-training text taught
+         * or one a document retrieved earlier in the same trajectory states (checked against the world's facts).
+         * Without it, "fewest retrievals" selection favours lucky invented recalls (docs/quickstart.md).
+         */
+        rsGroundedRecalls: z.boolean().default(false),
         sftEpochs: posInt,
         sftBatch: posInt,
         sftLr: z.number().positive(),
@@ -205,8 +211,12 @@ const SMALL: QuickstartConfigInput = {
     sftEpochs: 3,
     sftBatch: 16,
     sftLr: 3e-4,
+    rsGroundedRecalls: true,
     // per-question baseline (R1-Searcher's reinforce_baseline) instead of the preset's plain REINFORCE++ (D7): with
-    // 16 questions per step the group reward is a within-question comparison, which a per-question baseline exposes
+    // 16 questions per step the group reward is a within-question comparison, which a per-question baseline exposes.
+    // KL to the cold-start model as a k3 loss term (GRPO's form, OpenRLHF --use_kl_loss --kl_estimator k3) instead of
+    // β = 1e-4 in the reward: without it the tiny model's search-or-recall choice flips for every question at once
+    // within one or two steps (docs/quickstart.md, "What it took").
     rl: {
       steps: 8,
       prompts: 16,
@@ -214,7 +224,8 @@ const SMALL: QuickstartConfigInput = {
       trainBatch: 32,
       microBatch: 32,
       lr: 1e-4,
-      overrides: { algorithm: { advantageEstimator: "reinforce_baseline" } },
+      kl: 0.05,
+      overrides: { algorithm: { advantageEstimator: "reinforce_baseline", useKlLoss: true, klEstimator: "k3" } },
     },
     memorizationCoef: 0.05,
   },
