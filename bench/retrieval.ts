@@ -44,7 +44,7 @@ import { openRetriever } from "../src/retrieval/factory.js";
 import { readIndexManifest, type IndexManifest } from "../src/retrieval/manifest.js";
 import { PassageStore } from "../src/retrieval/store.js";
 import { PostingsIndex } from "../src/retrieval/bm25/postings.js";
-import { Bm25Retriever, PostingsEngine } from "../src/retrieval/bm25/retriever.js";
+import { Bm25Retriever, InProcessEngine } from "../src/retrieval/bm25/retriever.js";
 import { Analyzer } from "../src/retrieval/bm25/analyzer.js";
 import { Bm25MemoryBuilder, type ScoredRow } from "../src/retrieval/bm25/memory.js";
 import { LanceFtsEngine, loadLance } from "../src/retrieval/bm25/lance.js";
@@ -362,8 +362,9 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
   // The engines inside the retrievers (engine-alone timings use the same instances and memory).
   const postEngine = (postN as Bm25Retriever).engine;
   const lanceEng = (lanceN as Bm25Retriever).engine;
-  if (!(postEngine instanceof PostingsEngine)) throw new Error("expected the postings engine");
-  const postIx = postEngine.index;
+  if (!(postEngine instanceof InProcessEngine) || postEngine.name !== "postings")
+    throw new Error("expected the postings engine");
+  const postIx = postEngine.index as PostingsIndex;
   log(
     `open: postings retriever ${f(openPostingsS, 2)} s (${mb(postIx.memoryBytes)} in memory), LanceDB retriever ${f(openLanceS, 2)} s`,
   );

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { main } from "../src/cli/main.js";
-import { openRetriever } from "../src/retrieval/index.js";
+import { buildIndex, openRetriever } from "../src/retrieval/index.js";
 import { serveRetrieval } from "../src/server/retrieval.js";
 
 const made: string[] = [];
@@ -95,5 +95,27 @@ describe("searchrl corpus / index / search / serve retrieval --check", () => {
     expect(r2.err).toMatch(/does not exist/);
     const r3 = await run("serve", "retrieval");
     expect(r3.err).toMatch(/--index is required/);
+  });
+});
+
+describe("--engine postings", () => {
+  it("search --engine postings|memory|lancedb rank the same passages; a bad name lists the engines", async () => {
+    const idx = path.join(tmpDir("engine-cli-"), "idx");
+    await buildIndex({ corpus: path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv"), out: idx, progress: false });
+    const ids: string[][] = [];
+    for (const engine of ["postings", "memory", "lancedb"]) {
+      const r = await run("search", idx, "albedo", "reflection", "sunlight", "-k", "3", "--json", "--engine", engine);
+      expect(r.code, r.err).toBe(0);
+      ids.push((JSON.parse(r.out) as { results: Array<{ id: string }> }).results.map((x) => x.id));
+    }
+    expect(ids[0]).toHaveLength(3);
+    expect(ids[1]).toEqual(ids[0]);
+    expect(ids[2]).toEqual(ids[0]);
+    const bad = await run("search", idx, "albedo", "--engine", "bogus");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--engine must be auto, postings, memory or lancedb/);
+    const badServe = await run("serve", "retrieval", "--index", idx, "--engine", "bogus");
+    expect(badServe.code).toBe(1);
+    expect(badServe.err).toMatch(/--engine must be auto, postings, memory or lancedb/);
   });
 });

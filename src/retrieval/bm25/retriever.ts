@@ -26,24 +26,17 @@ export interface Bm25Engine {
   close(): void;
 }
 
-class MemoryEngine implements Bm25Engine {
-  readonly name = "memory" as const;
-  constructor(readonly index: Bm25MemoryIndex) {}
-  get size(): number {
-    return this.index.size;
-  }
-  async search(terms: readonly string[], k: number): Promise<ScoredRow[]> {
-    return this.index.search(terms, k);
-  }
-  searchSync(terms: readonly string[], k: number): ScoredRow[] {
-    return this.index.search(terms, k);
-  }
-  close(): void {}
+/** An index held in this process that answers synchronously: the exact scorers ("memory", "postings"). */
+export interface InProcessBm25Index {
+  readonly size: number;
+  search(terms: readonly string[], k: number): ScoredRow[];
 }
 
-export class PostingsEngine implements Bm25Engine {
-  readonly name = "postings" as const;
-  constructor(readonly index: PostingsIndex) {}
+export class InProcessEngine<I extends InProcessBm25Index = InProcessBm25Index> implements Bm25Engine {
+  constructor(
+    readonly name: "memory" | "postings",
+    readonly index: I,
+  ) {}
   get size(): number {
     return this.index.size;
   }
@@ -92,7 +85,7 @@ export async function openBm25Engine(dir: string, size: number, opts: OpenBm25En
       throw new Error(
         `${dir}: this index has no BM25 postings (built before the "postings" engine existed, or without them); rebuild it with \`searchrl index build\` or choose the engine auto, memory or lancedb`,
       );
-    return new PostingsEngine(PostingsIndex.open(postingsDir));
+    return new InProcessEngine("postings", PostingsIndex.open(postingsDir));
   }
   const fts = await LanceFtsEngine.open(dir);
   const useMemory = want === "memory" || (want === "auto" && size <= (opts.memoryMaxPassages ?? 100_000));
@@ -103,12 +96,12 @@ export async function openBm25Engine(dir: string, size: number, opts: OpenBm25En
   fts.close();
   const b = new Bm25MemoryBuilder();
   for (let i = 0; i < docs.length; i++) b.add(docs[i] ? docs[i].split(" ") : []);
-  return new MemoryEngine(b.finish());
+  return new InProcessEngine("memory", b.finish());
 }
 
 /** Build an in-memory BM25 engine directly from term lists (no files; used by tests and benchmarks). */
 export function memoryBm25Engine(index: Bm25MemoryIndex): Bm25Engine {
-  return new MemoryEngine(index);
+  return new InProcessEngine("memory", index);
 }
 
 export interface Bm25RetrieverOptions {
