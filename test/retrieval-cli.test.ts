@@ -1,21 +1,13 @@
 /** The retrieval CLI commands, run in-process through the real `searchrl` program. */
-import { afterAll, describe, expect, it, afterEach, vi } from "vitest";
-import { mkdtempSync, rmSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it, afterEach, vi } from "vitest";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { main } from "../src/cli/main.js";
 import { buildIndex, openRetriever } from "../src/retrieval/index.js";
 import { serveRetrieval } from "../src/server/retrieval.js";
+import { tempDirs } from "./temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 const SAMPLES = path.resolve(__dirname, "../data/r1-searcher/kilt_samples");
 

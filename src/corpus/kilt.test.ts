@@ -1,18 +1,10 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { kiltPageWords, parseKiltPage, splitKiltFile, splitKiltPage } from "./kilt.js";
+import { tempDirs } from "../../test/temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 const SAMPLES = path.resolve(__dirname, "../../data/r1-searcher/kilt_samples");
 

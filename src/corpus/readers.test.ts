@@ -1,7 +1,6 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Passage } from "../util/types.js";
 import { readCorpusLines } from "./lines.js";
@@ -13,16 +12,9 @@ import {
   splitContents,
   type ReadCorpusOptions,
 } from "./readers.js";
+import { tempDirs } from "../../test/temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 const SAMPLES = path.resolve(__dirname, "../../data/r1-searcher/kilt_samples");
 

@@ -1,7 +1,6 @@
-import { afterAll, describe, expect, it, beforeAll } from "vitest";
+import { describe, expect, it, beforeAll } from "vitest";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Rng } from "../util/rng.js";
 import { buildIndex, cleanStaleBuilds } from "./build.js";
@@ -11,20 +10,13 @@ import { HybridRetriever } from "./hybrid.js";
 import { writeTinyEmbeddingModel } from "./dense/tiny-model.js";
 import { embeddingPreset, OnnxEmbedder } from "./dense/encoder.js";
 import { exactTopK } from "./dense/vector-index.js";
+import { tempDirs } from "../../test/temp-dirs.js";
 
 const SAMPLES = path.resolve(__dirname, "../../data/r1-searcher/kilt_samples");
 const KILT_TSV = path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv");
 const ABS_TSV = path.join(SAMPLES, "train_np_title_abs_sample_100.tsv");
 
-const made: string[] = [];
-const tmp = (p: string) => {
-  const d = mkdtempSync(path.join(tmpdir(), p));
-  made.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs();
 
 describe("BM25 index build and search", () => {
   let dir: string;

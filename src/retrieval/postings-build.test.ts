@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildIndex } from "./build.js";
 import { openRetriever } from "./factory.js";
@@ -12,6 +11,7 @@ import { POSTINGS_HEADER, segmentFiles } from "./bm25/postings-format.js";
 import { readCorpus } from "../corpus/readers.js";
 import { serveRetrieval } from "../server/retrieval.js";
 import { formatRetrievalConformanceReport, runRetrievalConformance } from "../server/retrieval-conformance.js";
+import { tempDirs } from "../../test/temp-dirs.js";
 
 const SAMPLES = path.resolve(__dirname, "../../data/r1-searcher/kilt_samples");
 const KILT_TSV = path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv");
@@ -24,15 +24,7 @@ const QUERIES = [
   "",
 ];
 
-const made: string[] = [];
-const tmp = (p: string) => {
-  const d = mkdtempSync(path.join(tmpdir(), p));
-  made.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs();
 
 /** An index as built before the postings existed: no bm25/postings folder, no manifest field. */
 function makeOldFormat(from: string): string {

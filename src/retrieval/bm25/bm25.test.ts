@@ -1,22 +1,14 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Rng } from "../../util/rng.js";
 import { porterStem } from "./porter.js";
 import { Analyzer } from "./analyzer.js";
 import { Bm25MemoryBuilder, TopK } from "./memory.js";
 import { LanceFtsEngine, LanceFtsWriter } from "./lance.js";
+import { tempDirs } from "../../../test/temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 describe("Porter stemmer", () => {
   it("matches the reference algorithm's published examples", () => {

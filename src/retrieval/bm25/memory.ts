@@ -79,9 +79,13 @@ export class TopK {
   }
 }
 
-class GrowInt32 {
-  a = new Int32Array(1 << 16);
+/** A growable Int32 array (doubling). */
+export class GrowInt32 {
+  a: Int32Array;
   n = 0;
+  constructor(capacity = 1 << 16) {
+    this.a = new Int32Array(Math.max(1, capacity));
+  }
   push(v: number): void {
     if (this.n === this.a.length) {
       const b = new Int32Array(this.a.length * 2);

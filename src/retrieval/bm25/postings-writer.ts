@@ -12,7 +12,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { atomicWriteJson } from "../../util/fsutil.js";
-import { BM25_B, BM25_K1 } from "./memory.js";
+import { BM25_B, BM25_K1, GrowInt32 } from "./memory.js";
 import {
   assertLittleEndian,
   bytesOf,
@@ -68,22 +68,6 @@ class Chunked<T extends Int32Array | Uint16Array> {
     const c = this.chunks[i >>> CHUNK_BITS];
     const o = i & (CHUNK - 1);
     if (c[o] < max) c[o]++;
-  }
-}
-
-class GrowInt32 {
-  a: Int32Array;
-  n = 0;
-  constructor(cap = 1024) {
-    this.a = new Int32Array(cap);
-  }
-  push(v: number): void {
-    if (this.n === this.a.length) {
-      const b = new Int32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = v;
   }
 }
 

@@ -1,22 +1,14 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, existsSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readFileSync, rmSync, truncateSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { Rng } from "../../util/rng.js";
 import { Bm25MemoryBuilder, type Bm25MemoryIndex, type ScoredRow } from "./memory.js";
 import { PostingsWriter, type PostingsWriterOptions } from "./postings-writer.js";
 import { PostingsIndex } from "./postings.js";
 import { POSTINGS_HEADER, segmentFiles } from "./postings-format.js";
+import { tempDirs } from "../../../test/temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 async function writePostings(docs: string[][], opts: PostingsWriterOptions = {}): Promise<string> {
   const dir = path.join(tmpDir("postings-"), "postings");

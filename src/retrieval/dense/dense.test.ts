@@ -1,6 +1,5 @@
-import { afterAll, describe, expect, it, beforeAll } from "vitest";
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it, beforeAll } from "vitest";
+import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Rng } from "../../util/rng.js";
 import { buildOnnxModel } from "./onnx-writer.js";
@@ -15,16 +14,9 @@ import {
 import { tinyEmbeddingReference, writeTinyEmbeddingModel, type TinyEmbeddingWeights } from "./tiny-model.js";
 import { KernelHost, padDim } from "./simd.js";
 import { buildVectorIndex, exactTopK, VectorIndex, VECTORS_FILE } from "./vector-index.js";
+import { tempDirs } from "../../../test/temp-dirs.js";
 
-const made: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmpDir = tempDirs();
 
 describe("ONNX writer", () => {
   it("writes a graph ONNX Runtime runs exactly (MatMul → Add → Relu, attributes, dynamic dims)", async () => {
