@@ -1,30 +1,15 @@
 /** `searchrl metrics` spawned as a real process. */
-import { spawn } from "node:child_process";
+import { runCli } from "./cli-process.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { aggregateMetrics } from "../src/metrics/index.js";
 
-const ROOT = path.resolve(__dirname, "..");
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const dir = mkdtempSync(path.join(tmpdir(), "searchrl-cli-metrics-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(TSX, [path.join(ROOT, "src", "cli", "main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SEARCHRL_CLI_ENTRY: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 function write(name: string, lines: string[]): string {
   const f = path.join(dir, name);

@@ -1,27 +1,15 @@
 /** `searchrl model ...` spawned as a real process: tokenizer-train -> init -> info -> export-gguf, and bad input. */
-import { spawn } from "node:child_process";
+import { ROOT, runCli } from "./cli-process.js";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadCheckpoint, loadTokenizer } from "../src/model/index.js";
 
-const ROOT = path.resolve(__dirname, "..");
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const dir = mkdtempSync(path.join(tmpdir(), "searchrl-cli-model-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(TSX, [path.join(ROOT, "src", "cli", "main.ts"), ...args], { cwd: ROOT, env: { ...process.env } });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 describe("searchrl model", () => {
   const corpus = path.join(dir, "corpus.jsonl");
