@@ -253,6 +253,23 @@ describe("world generation", () => {
     expect(st.questions.test.meanIdealRetrievals).toBeLessThan(st.questions.test.meanSearchAllRetrievals * 0.7);
   });
 
+  it("takes per-type fame shares (internalShareByType) over the global share", () => {
+    const by = { country: 1, city: 1, person: 0, organisation: 1 };
+    const w = generateWorld(worldConfig("tiny", 3, { internalShare: 0.5, internalShareByType: by }));
+    for (const e of w.entities) {
+      if (e.type === "work") continue;
+      expect(e.famous, `${e.type} ${e.name}`).toBe(by[e.type] === 1);
+    }
+    const works = w.entities.filter((e) => e.type === "work");
+    expect(works.filter((e) => e.famous).length).toBe(Math.round(0.5 * works.length));
+    for (const f of w.facts) expect(f.internal).toBe(w.entities.find((e) => e.id === f.subject)!.famous);
+    // person facts are all external, so every question about a person's attribute needs a search
+    const personFacts = new Set(w.facts.filter((f) => f.subject.startsWith("person-")).map((f) => f.id));
+    for (const q of w.questions)
+      if (q.metadata.steps.some((s) => personFacts.has(s.fact))) expect(q.metadata.ideal_retrievals).toBeGreaterThan(0);
+    expect(() => worldConfig("tiny", 3, { internalShareByType: { person: 2 } as never })).toThrow();
+  });
+
   it("no question text gives its answer away (choice questions name both options)", () => {
     const words = (s: string) =>
       (s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => !["a", "an", "the"].includes(w));

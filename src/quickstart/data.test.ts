@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { generateWorld, trajectoryTags, worldConfig } from "../data/world/index.js";
 import { getProtocol } from "../protocol/index.js";
-import { groundedRecalls } from "./data.js";
+import { backgroundWorld, groundedRecalls } from "./data.js";
+import { quickstartConfig } from "./presets.js";
 
 describe("groundedRecalls (cold-start filter)", () => {
   const world = generateWorld(worldConfig("tiny", 3, { internalShare: 0.5 }));
@@ -50,5 +51,18 @@ describe("groundedRecalls (cold-start filter)", () => {
       recalls: 0,
       grounded: 0,
     });
+  });
+});
+
+describe("backgroundWorld", () => {
+  it("knows the same kinds of things as the main world (its per-type fame shares)", () => {
+    const by = { country: 1, city: 1, person: 0, organisation: 1, work: 1 };
+    const cfg = quickstartConfig("micro", 1, { world: { overrides: { internalShare: 0.5, internalShareByType: by } } });
+    const bg = backgroundWorld(cfg, 0);
+    for (const e of bg.entities) expect(e.famous, `${e.type} ${e.name}`).toBe(by[e.type] === 1);
+    // without per-type shares: the global share, per type
+    const plain = backgroundWorld(quickstartConfig("micro", 1), 0);
+    const persons = plain.entities.filter((e) => e.type === "person");
+    expect(persons.filter((e) => e.famous).length).toBe(Math.round(0.5 * persons.length));
   });
 });

@@ -168,7 +168,15 @@ function searchExamples(
 /** A background world for pass `pass`: same generator, another seed (its entities are checked against the main world). */
 export function backgroundWorld(cfg: QuickstartConfig, pass: number): World {
   const seed = hashSeed("quickstart-background", cfg.seed, pass) % 1_000_000_007;
-  return generateWorld(worldConfig(cfg.pretrain.background.preset, seed, { internalShare: 0.5 }));
+  // The background worlds know the same kinds of things as the main world (its fame shares), so their search and
+  // recall examples show the same "recall what you know" pattern.
+  const o = cfg.world.overrides as { internalShare?: number; internalShareByType?: Record<string, number> };
+  return generateWorld(
+    worldConfig(cfg.pretrain.background.preset, seed, {
+      internalShare: o.internalShare ?? 0.5,
+      ...(o.internalShareByType ? { internalShareByType: o.internalShareByType } : {}),
+    }),
+  );
 }
 
 /** A predicate that is true for texts naming any entity of `world` (whole-word match). */

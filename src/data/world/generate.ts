@@ -154,7 +154,7 @@ function assignFameAndSplits(cfg: WorldConfig, s: Structure): void {
   const shares = WORLD_SPLITS.map((k) => cfg.splitShares[k]);
   for (const type of ["country", "city", "person", "organisation", "work"] as const) {
     const ofType = s.entities.filter((e) => e.type === type);
-    const nFamous = Math.round(cfg.internalShare * ofType.length);
+    const nFamous = Math.round((cfg.internalShareByType[type] ?? cfg.internalShare) * ofType.length);
     fameRng.shuffle(ofType.slice()).forEach((e, i) => (e.famous = i < nFamous));
     if (type === "country") continue;
     const counts = apportion(ofType.length, shares);

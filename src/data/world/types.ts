@@ -151,6 +151,21 @@ export const WorldConfigSchema = z.object({
   works: z.number().int().min(2),
   /** Share of entities (per type) that are famous; facts about them are internal. */
   internalShare: z.number().min(0).max(1),
+  /**
+   * Per-type overrides of `internalShare` (e.g. `{ country: 1, city: 1, person: 0 }`): which kinds of entities a model
+   * knows, like a real model that knows geography better than obscure people. Types not named use `internalShare`.
+   */
+  internalShareByType: z
+    .object({
+      country: z.number().min(0).max(1),
+      city: z.number().min(0).max(1),
+      person: z.number().min(0).max(1),
+      organisation: z.number().min(0).max(1),
+      work: z.number().min(0).max(1),
+    })
+    .partial()
+    .strict()
+    .default({}),
   /** Share of anchor entities per split (train / dev / test); normalized. */
   splitShares: z.object({ train: z.number().min(0), dev: z.number().min(0), test: z.number().min(0) }),
   /** Questions per split (upper bounds: fewer are made when the split's anchors allow fewer distinct questions). */
