@@ -2,7 +2,7 @@
  * Data of the quickstart: the world, the BM25 check of the ideal queries, the pre-training mix (world text + the
  * labelled protocol prior), the tokenizer text, prompts and probe questions.
  */
-import type { World, WorldQuestion, WorldQuestionStep } from "../data/world/index.js";
+import type { World, WorldConfigInput, WorldQuestion, WorldQuestionStep } from "../data/world/index.js";
 import {
   generateWorld,
   worldConfig,
@@ -170,7 +170,7 @@ export function backgroundWorld(cfg: QuickstartConfig, pass: number): World {
   const seed = hashSeed("quickstart-background", cfg.seed, pass) % 1_000_000_007;
   // The background worlds know the same kinds of things as the main world (its fame shares), so their search and
   // recall examples show the same "recall what you know" pattern.
-  const o = cfg.world.overrides as { internalShare?: number; internalShareByType?: Record<string, number> };
+  const o = cfg.world.overrides as Partial<WorldConfigInput>;
   return generateWorld(
     worldConfig(cfg.pretrain.background.preset, seed, {
       internalShare: o.internalShare ?? 0.5,

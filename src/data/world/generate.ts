@@ -17,6 +17,7 @@ import {
   templateVocabulary,
 } from "./templates.js";
 import {
+  ENTITY_TYPES,
   WORLD_SPLITS,
   WorldConfigSchema,
   type World,
@@ -152,7 +153,7 @@ function assignFameAndSplits(cfg: WorldConfig, s: Structure): void {
   const fameRng = stream(cfg.seed, "fame");
   const splitRng = stream(cfg.seed, "splits");
   const shares = WORLD_SPLITS.map((k) => cfg.splitShares[k]);
-  for (const type of ["country", "city", "person", "organisation", "work"] as const) {
+  for (const type of ENTITY_TYPES) {
     const ofType = s.entities.filter((e) => e.type === type);
     const nFamous = Math.round((cfg.internalShareByType[type] ?? cfg.internalShare) * ofType.length);
     fameRng.shuffle(ofType.slice()).forEach((e, i) => (e.famous = i < nFamous));

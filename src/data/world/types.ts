@@ -155,17 +155,7 @@ export const WorldConfigSchema = z.object({
    * Per-type overrides of `internalShare` (e.g. `{ country: 1, city: 1, person: 0 }`): which kinds of entities a model
    * knows, like a real model that knows geography better than obscure people. Types not named use `internalShare`.
    */
-  internalShareByType: z
-    .object({
-      country: z.number().min(0).max(1),
-      city: z.number().min(0).max(1),
-      person: z.number().min(0).max(1),
-      organisation: z.number().min(0).max(1),
-      work: z.number().min(0).max(1),
-    })
-    .partial()
-    .strict()
-    .default({}),
+  internalShareByType: z.partialRecord(z.enum(ENTITY_TYPES), z.number().min(0).max(1)).default({}),
   /** Share of anchor entities per split (train / dev / test); normalized. */
   splitShares: z.object({ train: z.number().min(0), dev: z.number().min(0), test: z.number().min(0) }),
   /** Questions per split (upper bounds: fewer are made when the split's anchors allow fewer distinct questions). */
