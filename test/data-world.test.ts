@@ -301,23 +301,6 @@ describe("pre-training and protocol-prior text", () => {
     }
   });
 
-  it("says 'well known' of every famous entity and of no other, only with fameSentences", () => {
-    const fame = /(?:^|[.>] )([A-Z][^.]*?) is (?:well|widely) known\.|Many people know ([^.]+)\./g;
-    const named = (t: string) => new Set([...t.matchAll(fame)].map((m) => (m[1] ?? m[2]).trim()));
-    expect(named(text).size).toBe(0);
-    const withFame = worldPretrainDocs(small, r1, { fameSentences: true });
-    const said = new Set<string>();
-    for (const d of withFame) for (const n of named(d.text)) said.add(n);
-    const famous = new Set(small.entities.filter((e) => e.famous).map((e) => e.name));
-    const subjects = new Set(small.facts.filter((f) => f.internal).map((f) => f.subjectText));
-    expect(subjects.size).toBeGreaterThan(10);
-    expect(said).toEqual(subjects);
-    for (const n of said) expect(famous.has(n), n).toBe(true);
-    // the facts themselves are unchanged: still every internal fact and no external one
-    const sents = withFame.map((d) => d.text).join("\n").split(/(?<=\.)\s+|\n/);
-    for (const f of small.facts) expect(sents.some((s) => sentenceStatesFact(s, f)), f.id).toBe(f.internal);
-  });
-
   it("never shows the search protocol, nor a dev/test question", () => {
     for (const p of [r1, plus]) expect(text.includes(p.queryOpen)).toBe(false);
     for (const q of small.questions)

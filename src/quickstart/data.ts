@@ -267,15 +267,6 @@ export async function buildPretrainMix(
     }
     return out;
   };
-  // recall practice: single-hop R1-Searcher++ recalls of internal facts (stated by the pre-training text anyway)
-  const recallPool = world.facts.filter((f) => f.internal).map((f) => singleHopWorldQuestion(f));
-  const recallFor = (pass: number): PretrainDoc[] =>
-    searchExamples(
-      rotate(recallPool, cfg.pretrain.mainRecall, pass, `${protocols.plus.name}:recall`),
-      protocols.plus,
-      prompts.priorWrapper.plus,
-      () => [],
-    );
   const seen = new Set<number>();
   if (cfg.pretrain.mainChains) {
     for (const q of world.questions)
@@ -283,14 +274,12 @@ export async function buildPretrainMix(
   }
   counts["prior:main:pool:single"] = singlePool.length;
   counts["prior:main:pool:multi"] = multiPool.length;
-  if (cfg.pretrain.mainRecall > 0) counts["prior:main:pool:recall"] = recallPool.length;
 
   for (let pass = 0; pass < cfg.pretrain.epochs; pass++) {
     const main = worldPretrainDocs(world, protocols.r1, {
       qaWrapper: cfg.prompts.qaWrapper,
       seed: hashSeed("quickstart-main-text", cfg.seed, pass),
       trainChains: cfg.pretrain.mainChains,
-      fameSentences: cfg.pretrain.fameSentences,
     });
     for (const src of ["facts", "qa", "chains"] as const)
       add(
@@ -298,7 +287,6 @@ export async function buildPretrainMix(
         `world:${src}`,
       );
     for (const m of mainPriorFor(pass)) add(m.docs, m.key);
-    if (cfg.pretrain.mainRecall > 0) add(recallFor(pass), "prior:main:plus:recall");
     for (const q of rotate(multiPool, cfg.pretrain.mainPriorMulti, pass, `${protocols.r1.name}:multi`)) seen.add(q.idx);
     for (const q of rotate(multiPool, cfg.pretrain.mainPriorMulti, pass, `${protocols.plus.name}:multi`))
       seen.add(q.idx);
@@ -309,7 +297,6 @@ export async function buildPretrainMix(
     const text = worldPretrainDocs(bg, protocols.r1, {
       qaWrapper: cfg.prompts.qaWrapper,
       seed: hashSeed("bg-text", cfg.seed, pass),
-      fameSentences: cfg.pretrain.fameSentences,
     });
     for (const [src, n] of [
       ["facts", bgc.facts],

@@ -119,20 +119,6 @@ export const QuickstartConfigSchema = z
          * from memory; the background worlds' chains show the same reasoning format.
          */
         mainChains: z.boolean().default(false),
-        /**
-         * Say in every famous entity's paragraph that it is well known ("X is well known."), in the main and the
-         * background worlds: self-knowledge as a fact the model can learn, so that its search-or-recall choice can
-         * follow the entity (docs/quickstart.md, "What it took").
-         */
-        fameSentences: z.boolean().default(false),
-        /**
-         * R1-Searcher++ recall examples per pass on the main world's internal facts (single-hop: the fact's question,
-         * then `<internal>` fact `</internal>` and the answer; rotating through every internal fact). They state only
-         * facts the pre-training text states anyway and never show a search, a document or a multi-hop question; they
-         * practise writing a known fact inside the recall tags, which a tiny model does not do for facts it only read
-         * as encyclopedia text (docs/quickstart.md, "What it took"). Default 0.
-         */
-        mainRecall: nonNegInt.default(0),
       })
       .strict(),
     /** R1-Searcher stage 1 (learn to retrieve) and stage 2 (learn to answer). */

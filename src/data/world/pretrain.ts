@@ -12,7 +12,7 @@
  */
 import type { ResponseProtocol } from "../../protocol/types.js";
 import { Rng, hashSeed } from "../../util/rng.js";
-import { FACT_TEMPLATES, FAME_TEMPLATES, PAIR_TEMPLATES, QUESTION_TEXTS, fill } from "./templates.js";
+import { FACT_TEMPLATES, PAIR_TEMPLATES, QUESTION_TEXTS, fill } from "./templates.js";
 import { renderIdealTrajectory, trajectoryTags, type IdealMode, type IdealTrajectoryOptions } from "./trajectory.js";
 import type { World, WorldFact, WorldQuestion, WorldQuestionMeta, WorldQuestionStep, WorldRelation } from "./types.js";
 
@@ -86,12 +86,6 @@ export interface PretrainOptions {
   trainChains?: boolean;
   /** Wrapper of Q/A texts; `{question}` is replaced (default "Question: {question}\nAnswer: "). */
   qaWrapper?: string;
-  /**
-   * Add a sentence saying the entity is well known ("X is well known.") to every famous entity's paragraph (default
-   * false). Famous entities are the ones whose facts are internal, so the model can learn "do I know X?" as one more
-   * fact about X — the self-knowledge a large model gets from how often it has read about an entity.
-   */
-  fameSentences?: boolean;
   seed?: number;
 }
 
@@ -102,7 +96,7 @@ function wrap(wrapper: string, question: string): string {
 }
 
 /** Sentences stating the facts of one entity, with random paraphrases (pair templates where the page uses them). */
-function entityParagraph(facts: WorldFact[], rng: Rng, genre: string | undefined, fame: boolean): string {
+function entityParagraph(facts: WorldFact[], rng: Rng, genre: string | undefined): string {
   const by = new Map(facts.map((f) => [f.relation, f]));
   const out: string[] = [];
   const used = new Set<string>();
@@ -119,7 +113,6 @@ function entityParagraph(facts: WorldFact[], rng: Rng, genre: string | undefined
     if (used.has(f.id)) continue;
     out.push(fill(rng.pick(FACT_TEMPLATES[f.relation]), { S: f.subjectText, O: f.objectText, G: genre ?? "" }));
   }
-  if (fame && facts.length) out.push(fill(rng.pick(FAME_TEMPLATES), { S: facts[0].subjectText }));
   return rng.shuffle(out).join(" ");
 }
 
@@ -147,7 +140,7 @@ export function worldPretrainDocs(world: World, protocol: ResponseProtocol, opts
   const genre = new Map(world.entities.map((e) => [e.id, e.attrs.genre]));
   for (let r = 0; r < repeats; r++) {
     for (const [subject, facts] of internalBySubject) {
-      docs.push({ text: entityParagraph(facts, rng, genre.get(subject), opts.fameSentences ?? false), source: "facts" });
+      docs.push({ text: entityParagraph(facts, rng, genre.get(subject)), source: "facts" });
     }
   }
   const answerText = (reasoning: string, answer: string): string =>

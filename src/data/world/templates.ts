@@ -44,12 +44,6 @@ export const FACT_TEMPLATES: Record<WorldRelation, readonly string[]> = {
   published_year: ["{S} was published in {O}.", "{S} was first published in {O}.", "In {O}, {S} was published."],
 };
 
-/**
- * Sentences saying that an entity is well known (`{S}`): optional pre-training text for famous entities only, so that a
- * model can learn "I know this one" as a fact about the entity (`PretrainOptions.fameSentences`). No relation keyword.
- */
-export const FAME_TEMPLATES: readonly string[] = ["{S} is well known.", "{S} is widely known.", "Many people know {S}."];
-
 /** Page sentences that state two facts of the same subject at once ({A}, {B}: the two objects). */
 export const PAIR_TEMPLATES: Partial<Record<string, readonly string[]>> = {
   "born_in+birth_year": [
