@@ -97,6 +97,28 @@ describe("searchrl quickstart --preset micro", () => {
       expect(res.systems[sys].cem).toBeCloseTo(cem, 10);
       expect(res.systems[sys].retrievals).toBeCloseTo(ret, 10);
     }
+    // recall-or-search per fact: every test step of the evaluated questions counted once per kind; R1-Searcher's
+    // format has no recall block; the baselines have no breakdown
+    const world = readJsonl(path.join(out, "world", "test.jsonl"));
+    const stepsOf = new Map(
+      world.map((q) => [String(q.idx), (q.metadata as { steps: Array<{ internal: boolean }> }).steps]),
+    );
+    const evaluated = readJsonl(path.join(out, "eval", "plus-rl.results.jsonl")).flatMap(
+      (r) => stepsOf.get(String(r.idx)) ?? [],
+    );
+    for (const sys of ["pretrained-search", "r1-stage1", "r1-stage2", "plus-sft", "plus-rl"]) {
+      const st = res.systems[sys].steps;
+      expect(st.internal.steps, sys).toBe(evaluated.filter((x) => x.internal).length);
+      expect(st.external.steps, sys).toBe(evaluated.filter((x) => !x.internal).length);
+      for (const u of [st.internal, st.external])
+        for (const k of ["recalled", "recalledCorrect", "searched"]) {
+          expect(u[k]).toBeGreaterThanOrEqual(0);
+          expect(u[k]).toBeLessThanOrEqual(1);
+        }
+      if (sys.startsWith("r1") || sys === "pretrained-search")
+        expect(st.internal.recalled + st.external.recalled, sys).toBe(0);
+    }
+    expect(res.systems["no-search"].steps).toBeUndefined();
     const c = res.claims;
     expect(c.r1BeatsBaselines.pass).toBe(
       c.r1BeatsBaselines.r1 > Math.max(c.r1BeatsBaselines.noSearch, c.r1BeatsBaselines.naiveRag),
@@ -120,6 +142,7 @@ describe("searchrl quickstart --preset micro", () => {
     expect(html.startsWith("<!doctype html>")).toBe(true);
     expect(html).toContain("R1-Searcher (stage 2)");
     expect(html).toContain("R1-Searcher++ (RL)");
+    expect(html).toContain("Recall or search");
     expect((html.match(/<svg /g) ?? []).length).toBeGreaterThanOrEqual(6);
     expect(html).not.toMatch(/<script|<link |src="http/);
   });

@@ -102,6 +102,12 @@ export function renderReportHtml(r: QuickstartResults): string {
         `<td>${s.count}</td></tr>`,
     )
     .join("\n");
+  const use = (u: { recalled: number; recalledCorrect: number; searched: number }) =>
+    `<td>${pct(u.recalled)}</td><td>${u.recalled > 0 ? pct(u.recalledCorrect) : "–"}</td><td>${pct(u.searched)}</td>`;
+  const stepRows = Object.entries(r.systems)
+    .filter(([, s]) => s.steps)
+    .map(([, s]) => `<tr><td>${esc(s.label)}</td>${use(s.steps!.internal)}${use(s.steps!.external)}</tr>`)
+    .join("\n");
   const rl = ["r1-stage1", "r1-stage2", "plus-rl"];
   const chart = (title: string, key: string, stages: string[]) =>
     lineChartSvg(
@@ -156,6 +162,17 @@ ${badge(c2.pass)}<br>${c2.plusRetrievals.toFixed(2)} vs ${c2.r1Retrievals.toFixe
 ${rows}
 </table>
 <p class="muted">Same pre-trained model for every row; baselines use its prompts documented in docs/quickstart.md. A perfect agent needs ${r.world.testIdealRetrievals.toFixed(2)} retrievals per test question when it recalls the internal (pre-trained) facts, ${r.world.testSearchAllRetrievals.toFixed(2)} when it searches every fact. Share of the test questions' facts that some train question also needs: ${num(r.world.testFactOverlapWithTrain, 2)}.</p>
+
+${
+  stepRows
+    ? `<h2>Recall or search: how each system handled the facts its test questions need</h2>
+<table><tr><th rowspan="2">system</th><th colspan="3">internal facts (pre-trained)</th><th colspan="3">external facts (only in the corpus)</th></tr>
+<tr><th>recalled %</th><th>recall right %</th><th>searched %</th><th>recalled %</th><th>recall right %</th><th>searched %</th></tr>
+${stepRows}
+</table>
+<p class="muted">A step counts as recalled when a recall block names the fact's subject and its relation's keyword (right when it also states the fact's object), as searched when a query names the subject; steps the model skipped or garbled count as neither. R1-Searcher's format has no recall block. Knowing what it knows means recalling internal facts and searching external ones.</p>`
+    : ""
+}
 
 <h2>Training curves (per RL rollout step / optimizer step)</h2>
 <div class="charts">

@@ -5,8 +5,10 @@
 import { existsSync, promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { World } from "../data/world/index.js";
-import { worldStats } from "../data/world/index.js";
+import type { World, WorldQuestionStep } from "../data/world/index.js";
+import { RELATION_KEYWORD, worldStats } from "../data/world/index.js";
+import { getProtocol } from "../protocol/index.js";
+import type { ResponseProtocol } from "../protocol/types.js";
 import { readJsonlAll } from "../util/jsonl.js";
 import type { QuickstartPaths, QuickstartStage, QuickstartState } from "./pipeline.js";
 import { QUICKSTART_SYSTEMS } from "./pipeline.js";
@@ -24,6 +26,77 @@ export interface SystemResult {
   byKind: Record<string, { count: number; cem: number; retrievals: number }>;
   /** Share of answers that finished (an answer tag was closed). */
   finished: number;
+  /**
+   * How the system handled the facts its test questions need, split by internal (pre-trained) and external facts:
+   * did a recall block or a query name the fact's subject? (Systems that search; absent for the baselines.)
+   */
+  steps?: { internal: StepUse; external: StepUse };
+}
+
+/** Shares of the steps of one kind (internal or external facts) that a system recalled / searched. */
+export interface StepUse {
+  steps: number;
+  /** Share of steps with a recall block (`<internal>`) naming the fact's subject. */
+  recalled: number;
+  /** Of the recalled steps, the share whose recall states the fact's object too. */
+  recalledCorrect: number;
+  /** Share of steps with a query naming the fact's subject. */
+  searched: number;
+}
+
+/**
+ * Classify each step of a question in a response: recalled (a recall block names the step's subject and its relation's
+ * keyword, e.g. "born"; correct when it also states the step's object) and searched (a query names the subject). A
+ * step may be both or neither.
+ */
+export function stepUse(
+  protocol: ResponseProtocol,
+  response: string,
+  steps: Array<Pick<WorldQuestionStep, "subject" | "relation" | "object">>,
+): Array<{ recalled: boolean; recalledCorrect: boolean; searched: boolean }> {
+  const segs = protocol.parse(response).segments;
+  const recalls = segs
+    .filter((x) => x.kind === "internal")
+    .map((x) => ({ text: x.text, words: new Set(x.text.toLowerCase().split(/[^\p{L}\p{N}]+/u)) }));
+  const queries = segs.filter((x) => x.kind === "query").map((x) => x.text);
+  return steps.map((st) => {
+    const about = recalls.filter((r) => r.text.includes(st.subject) && r.words.has(RELATION_KEYWORD[st.relation]));
+    return {
+      recalled: about.length > 0,
+      recalledCorrect: about.some((r) => r.text.includes(st.object)),
+      searched: queries.some((t) => t.includes(st.subject)),
+    };
+  });
+}
+
+/** Protocol of each searching system's responses. */
+const SYSTEM_PROTOCOL: Record<string, string> = {
+  "pretrained-search": "r1-searcher",
+  "r1-stage1": "r1-searcher",
+  "r1-stage2": "r1-searcher",
+  "plus-sft": "r1-searcher-plus",
+  "plus-rl": "r1-searcher-plus",
+};
+
+function stepUseOf(rows: EvalRow[], protocol: ResponseProtocol, stepsOf: Map<string, WorldQuestionStep[]>) {
+  const acc = { internal: [0, 0, 0, 0], external: [0, 0, 0, 0] };
+  for (const r of rows) {
+    const steps = stepsOf.get(String(r.idx)) ?? [];
+    stepUse(protocol, r.gen_text_store, steps).forEach((u, i) => {
+      const a = acc[steps[i].internal ? "internal" : "external"];
+      a[0]++;
+      a[1] += u.recalled ? 1 : 0;
+      a[2] += u.recalledCorrect ? 1 : 0;
+      a[3] += u.searched ? 1 : 0;
+    });
+  }
+  const use = ([n, rec, ok, srch]: number[]): StepUse => ({
+    steps: n,
+    recalled: n ? rec / n : 0,
+    recalledCorrect: rec ? ok / rec : 0,
+    searched: n ? srch / n : 0,
+  });
+  return { internal: use(acc.internal), external: use(acc.external) };
 }
 
 export interface CurvePoint {
@@ -132,6 +205,7 @@ export async function buildResults(
   world: World,
 ): Promise<QuickstartResults> {
   const kindOf = new Map(world.questions.map((q) => [String(q.idx), q.metadata.kind]));
+  const stepsOf = new Map(world.questions.map((q) => [String(q.idx), q.metadata.steps]));
   const systems: Record<string, SystemResult> = {};
   const rowsBy: Record<string, EvalRow[]> = {};
   for (const name of QUICKSTART_SYSTEMS) {
@@ -158,6 +232,8 @@ export async function buildResults(
       byKind,
       finished: mean(rows.map((r) => (r.stop_reason_final === "finished" ? 1 : 0))),
     };
+    const proto = SYSTEM_PROTOCOL[name];
+    if (proto) systems[name].steps = stepUseOf(rows, getProtocol(proto), stepsOf);
   }
 
   const rlKeys = [
