@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { generateWorld, trajectoryTags, worldConfig } from "../data/world/index.js";
 import { getProtocol } from "../protocol/index.js";
-import { backgroundWorld, groundedRecalls } from "./data.js";
+import { backgroundWorld, buildPretrainMix, groundedRecalls, quickstartPrompts } from "./data.js";
 import { quickstartConfig } from "./presets.js";
 
 describe("groundedRecalls (cold-start filter)", () => {
@@ -64,5 +64,54 @@ describe("backgroundWorld", () => {
     const plain = backgroundWorld(quickstartConfig("micro", 1), 0);
     const persons = plain.entities.filter((e) => e.type === "person");
     expect(persons.filter((e) => e.famous).length).toBe(Math.round(0.5 * persons.length));
+  });
+});
+
+describe("recall practice (pretrain.mainRecall)", () => {
+  const plus = getProtocol("r1-searcher-plus");
+  const r1 = getProtocol("r1-searcher");
+  const tags = trajectoryTags(plus);
+  const noBackground = { facts: 0, qa: 0, chains: 0, priorSingle: 0, priorMulti: 0 };
+  const mix = async (mainRecall: number) => {
+    const cfg = quickstartConfig("micro", 2, {
+      pretrain: { epochs: 3, mainRecall, mainPriorSingle: 0, mainPriorMulti: 0, background: noBackground },
+    });
+    const world = generateWorld(worldConfig(cfg.world.preset, cfg.seed, cfg.world.overrides));
+    const prompts = quickstartPrompts(cfg, r1, plus);
+    const m = await buildPretrainMix(cfg, world, { r1, plus }, prompts, new Map(), () => "/nonexistent");
+    return { world, prompts, m };
+  };
+
+  it("recalls internal facts only, single-hop, in R1-Searcher++ format, a fresh set each pass", async () => {
+    const { world, prompts, m } = await mix(10);
+    const recalls = m.rows.filter((d) => d.source === "protocol-prior");
+    expect(m.counts["prior:main:plus:recall"]).toBe(30);
+    expect(recalls.length).toBe(30);
+    const internal = world.facts.filter((f) => f.internal);
+    expect(m.counts["prior:main:pool:recall"]).toBe(internal.length);
+    const header = prompts.priorWrapper.plus.slice(0, prompts.priorWrapper.plus.indexOf("{question}"));
+    const recalled = new Set<string>();
+    for (const d of recalls) {
+      expect(d.protocol).toBe(plus.name);
+      expect(d.text.startsWith(header), d.text).toBe(true);
+      const response = d.text.slice(d.text.indexOf("\nAnswer: ") + 9);
+      expect(response).not.toContain(plus.queryOpen);
+      expect(response).not.toContain(plus.renderDocumentBlock([]).trim().slice(0, 8));
+      const block = response.slice(
+        response.indexOf(tags.internalOpen!) + tags.internalOpen!.length,
+        response.indexOf(tags.internalClose!),
+      );
+      const fact = internal.find((f) => block.trim() === f.statement);
+      expect(fact, block).toBeDefined();
+      expect(d.text).toContain(`${plus.answerOpen} ${fact!.objectText} ${plus.answerClose}`);
+      recalled.add(fact!.id);
+    }
+    expect(recalled.size).toBe(30);
+  });
+
+  it("adds nothing when off", async () => {
+    const { m } = await mix(0);
+    expect(m.rows.some((d) => d.source === "protocol-prior")).toBe(false);
+    expect(m.counts["prior:main:plus:recall"]).toBeUndefined();
   });
 });

@@ -267,6 +267,15 @@ export async function buildPretrainMix(
     }
     return out;
   };
+  // recall practice: single-hop R1-Searcher++ recalls of internal facts (stated by the pre-training text anyway)
+  const recallPool = world.facts.filter((f) => f.internal).map((f) => singleHopWorldQuestion(f));
+  const recallFor = (pass: number): PretrainDoc[] =>
+    searchExamples(
+      rotate(recallPool, cfg.pretrain.mainRecall, pass, `${protocols.plus.name}:recall`),
+      protocols.plus,
+      prompts.priorWrapper.plus,
+      () => [],
+    );
   const seen = new Set<number>();
   if (cfg.pretrain.mainChains) {
     for (const q of world.questions)
@@ -274,6 +283,7 @@ export async function buildPretrainMix(
   }
   counts["prior:main:pool:single"] = singlePool.length;
   counts["prior:main:pool:multi"] = multiPool.length;
+  if (cfg.pretrain.mainRecall > 0) counts["prior:main:pool:recall"] = recallPool.length;
 
   for (let pass = 0; pass < cfg.pretrain.epochs; pass++) {
     const main = worldPretrainDocs(world, protocols.r1, {
@@ -287,6 +297,7 @@ export async function buildPretrainMix(
         `world:${src}`,
       );
     for (const m of mainPriorFor(pass)) add(m.docs, m.key);
+    if (cfg.pretrain.mainRecall > 0) add(recallFor(pass), "prior:main:plus:recall");
     for (const q of rotate(multiPool, cfg.pretrain.mainPriorMulti, pass, `${protocols.r1.name}:multi`)) seen.add(q.idx);
     for (const q of rotate(multiPool, cfg.pretrain.mainPriorMulti, pass, `${protocols.plus.name}:multi`))
       seen.add(q.idx);

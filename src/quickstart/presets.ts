@@ -119,6 +119,14 @@ export const QuickstartConfigSchema = z
          * from memory; the background worlds' chains show the same reasoning format.
          */
         mainChains: z.boolean().default(false),
+        /**
+         * R1-Searcher++ recall examples per pass on the main world's internal facts (single-hop: the fact's question,
+         * then `<internal>` fact `</internal>` and the answer; every pass takes the next ones of a fixed shuffle of all
+         * internal facts). They state only facts the pre-training text states anyway and never show a search, a
+         * document or a multi-hop question; they practise writing a known fact inside the recall tags, which a tiny
+         * model does not do for facts it only read as encyclopedia text (docs/quickstart.md, "What it took" 13–14).
+         */
+        mainRecall: nonNegInt.default(0),
       })
       .strict(),
     /** R1-Searcher stage 1 (learn to retrieve) and stage 2 (learn to answer). */
@@ -181,10 +189,19 @@ const PROMPTS = {
   qaWrapper: "Question: {question}\nAnswer: ",
 };
 
+/**
+ * What the model knows follows the kind of entity: every person, city and country is famous (its facts are taught in
+ * pre-training), no organisation or work is (their facts are only in the corpus) — like a base model that knows
+ * geography and well-known people but must look up a company or a book. A 1 M-parameter model cannot tie its
+ * search-or-recall choice to a memorized property of one entity, only to what it can see (docs/quickstart.md, "What it
+ * took" 12–14); `small-entity` is the same run with fame drawn per entity (half of every type).
+ */
+const FAME_BY_TYPE = { person: 1, city: 1, country: 1, organisation: 0, work: 0 };
+
 /** The benchmark preset: the `small` world, a ~1 M-parameter model, about ten minutes on two cores. */
 const SMALL: QuickstartConfigInput = {
   preset: "small",
-  world: { preset: "small", overrides: { internalShare: 0.5 } },
+  world: { preset: "small", overrides: { internalShare: 0.5, internalShareByType: FAME_BY_TYPE } },
   prompts: PROMPTS,
   k: 1,
   tokenizer: { vocabSize: 768 },
@@ -198,6 +215,7 @@ const SMALL: QuickstartConfigInput = {
     background: { preset: "small", facts: 60, qa: 80, chains: 40, priorSingle: 10, priorMulti: 30 },
     mainPriorSingle: 15,
     mainPriorMulti: 20,
+    mainRecall: 30,
   },
   r1Stage1: { steps: 5, prompts: 16, samples: 8, trainBatch: 32, microBatch: 32, lr: 1e-4 },
   r1Stage2: { steps: 8, prompts: 16, samples: 8, trainBatch: 32, microBatch: 32, lr: 1e-4 },
@@ -232,11 +250,22 @@ const SMALL: QuickstartConfigInput = {
   eval: { limit: 0, probe: 100 },
 };
 
+/**
+ * The previous default: fame drawn per entity (half of every type), no recall practice. Claim 2 held on the seeds'
+ * means only (docs/quickstart.md, "Results").
+ */
+const SMALL_ENTITY: QuickstartConfigInput = {
+  ...SMALL,
+  preset: "small-entity",
+  world: { preset: "small", overrides: { internalShare: 0.5 } },
+  pretrain: { ...SMALL.pretrain, mainRecall: 0 },
+};
+
 /** A smaller world and shorter schedule (a few minutes). */
 const TINY: QuickstartConfigInput = {
   ...SMALL,
   preset: "tiny",
-  world: { preset: "tiny", overrides: { internalShare: 0.5 } },
+  world: { preset: "tiny", overrides: { internalShare: 0.5, internalShareByType: FAME_BY_TYPE } },
   pretrain: { ...SMALL.pretrain, epochs: 16 },
   r1Stage1: { ...SMALL.r1Stage1, steps: 5, prompts: 12 },
   r1Stage2: { ...SMALL.r1Stage2, steps: 5, prompts: 12 },
@@ -267,6 +296,7 @@ const MICRO: QuickstartConfigInput = {
     background: { preset: "tiny", facts: 10, qa: 20, chains: 5, priorSingle: 5, priorMulti: 5 },
     mainPriorSingle: 10,
     mainPriorMulti: 5,
+    mainRecall: 10,
   },
   segmentTokens: 40,
   maxRetrievals: 2,
@@ -285,7 +315,12 @@ const MICRO: QuickstartConfigInput = {
   eval: { limit: 16, probe: 8 },
 };
 
-export const QUICKSTART_PRESETS: Record<string, QuickstartConfigInput> = { small: SMALL, tiny: TINY, micro: MICRO };
+export const QUICKSTART_PRESETS: Record<string, QuickstartConfigInput> = {
+  small: SMALL,
+  "small-entity": SMALL_ENTITY,
+  tiny: TINY,
+  micro: MICRO,
+};
 export const QUICKSTART_PRESET_NAMES = Object.keys(QUICKSTART_PRESETS);
 
 /** Deep merge (objects key by key; arrays and scalars replaced): the training configs' merge. */
