@@ -1,5 +1,5 @@
 /**
- * `searchrl quickstart [--out DIR] [--seed N] [--preset small|tiny|micro] [--config FILE]`: the whole method end to end
+ * `searchrl quickstart [--out DIR] [--seed N] [--preset small|small-entity|tiny|micro] [--config FILE]`: the whole method end to end
  * on this machine (src/quickstart). Re-running with the same --out resumes: finished stages are skipped, an
  * interrupted training stage continues from its checkpoint. Ctrl-C stops after the current step with a checkpoint.
  */
@@ -37,9 +37,10 @@ export const register: RegisterCommands = (program) => {
     .option("--out <dir>", "output folder (re-run with the same folder to resume)", "quickstart")
     .option("--seed <n>", "seed of the world and of every stage (default 1)")
     .addOption(
-      new Option("--preset <name>", "size: small (default, the benchmark), tiny, micro (tests)").choices(
-        QUICKSTART_PRESET_NAMES,
-      ),
+      new Option(
+        "--preset <name>",
+        "small (default, the benchmark), small-entity (fame per entity: the previous default), tiny, micro (tests)",
+      ).choices(QUICKSTART_PRESET_NAMES),
     )
     .option("--config <file>", "JSON/YAML overrides deep-merged over the preset (see docs/quickstart.md)")
     .addOption(new Option("--until <stage>", "stop after this stage").choices([...QUICKSTART_STAGES]))
