@@ -6,7 +6,7 @@ import { existsSync, promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { World, WorldQuestionStep } from "../data/world/index.js";
-import { RELATION_KEYWORD, worldStats } from "../data/world/index.js";
+import { sentenceAboutFact, sentenceStatesFact, worldStats } from "../data/world/index.js";
 import { getProtocol } from "../protocol/index.js";
 import type { ResponseProtocol } from "../protocol/types.js";
 import { readJsonlAll } from "../util/jsonl.js";
@@ -55,15 +55,13 @@ export function stepUse(
   steps: Array<Pick<WorldQuestionStep, "subject" | "relation" | "object">>,
 ): Array<{ recalled: boolean; recalledCorrect: boolean; searched: boolean }> {
   const segs = protocol.parse(response).segments;
-  const recalls = segs
-    .filter((x) => x.kind === "internal")
-    .map((x) => ({ text: x.text, words: new Set(x.text.toLowerCase().split(/[^\p{L}\p{N}]+/u)) }));
+  const recalls = segs.filter((x) => x.kind === "internal").map((x) => x.text);
   const queries = segs.filter((x) => x.kind === "query").map((x) => x.text);
   return steps.map((st) => {
-    const about = recalls.filter((r) => r.text.includes(st.subject) && r.words.has(RELATION_KEYWORD[st.relation]));
+    const fact = { subjectText: st.subject, relation: st.relation, objectText: st.object };
     return {
-      recalled: about.length > 0,
-      recalledCorrect: about.some((r) => r.text.includes(st.object)),
+      recalled: recalls.some((t) => sentenceAboutFact(t, fact)),
+      recalledCorrect: recalls.some((t) => sentenceStatesFact(t, fact)),
       searched: queries.some((t) => t.includes(st.subject)),
     };
   });

@@ -25,13 +25,14 @@ function containsName(sentence: string, name: string): boolean {
   return norm(sentence).includes(norm(name));
 }
 
+/** True when a sentence is about the fact's subject and relation: it names the subject and uses the relation's keyword. */
+export function sentenceAboutFact(sentence: string, f: Pick<WorldFact, "subjectText" | "relation">): boolean {
+  return containsName(sentence, f.subjectText) && wordTokens(sentence).includes(RELATION_KEYWORD[f.relation]);
+}
+
 /** True when a sentence states the fact: it names the subject and the object and uses the relation's keyword. */
 export function sentenceStatesFact(sentence: string, f: Pick<WorldFact, "subjectText" | "objectText" | "relation">): boolean {
-  return (
-    containsName(sentence, f.subjectText) &&
-    containsName(sentence, f.objectText) &&
-    wordTokens(sentence).includes(RELATION_KEYWORD[f.relation])
-  );
+  return sentenceAboutFact(sentence, f) && containsName(sentence, f.objectText);
 }
 
 const ARTICLES = new Set(["a", "an", "the"]);

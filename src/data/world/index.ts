@@ -10,6 +10,7 @@ export {
   deriveAnswer,
   answerLeaks,
   sentenceStatesFact,
+  sentenceAboutFact,
   approxTokens as approxTokenCount,
   type WorldStats,
 } from "./check.js";
