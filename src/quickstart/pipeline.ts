@@ -93,6 +93,31 @@ export const QUICKSTART_SYSTEMS = [
 ] as const;
 export type QuickstartSystem = (typeof QUICKSTART_SYSTEMS)[number];
 
+/**
+ * How each system is evaluated: the stage whose final checkpoint it runs, the evaluation mode and the response
+ * protocol (its prompt follows from the mode and the protocol). The eval stage, commands.sh and results.json read it.
+ */
+export const QUICKSTART_SYSTEM_SPECS: Record<
+  QuickstartSystem,
+  { from: QuickstartStage; mode: "search" | "no-retrieval" | "naive-rag"; protocol: "r1-searcher" | "r1-searcher-plus" }
+> = {
+  "no-search": { from: "pretrain", mode: "no-retrieval", protocol: "r1-searcher" },
+  "naive-rag": { from: "pretrain", mode: "naive-rag", protocol: "r1-searcher" },
+  "pretrained-search": { from: "pretrain", mode: "search", protocol: "r1-searcher" },
+  "r1-stage1": { from: "r1-stage1", mode: "search", protocol: "r1-searcher" },
+  "r1-stage2": { from: "r1-stage2", mode: "search", protocol: "r1-searcher" },
+  "plus-sft": { from: "plus-sft", mode: "search", protocol: "r1-searcher-plus" },
+  "plus-rl": { from: "plus-rl", mode: "search", protocol: "r1-searcher-plus" },
+};
+
+/** The prompt template a system is evaluated with. */
+function systemTemplate(prompts: QuickstartPrompts, system: QuickstartSystem): string {
+  const spec = QUICKSTART_SYSTEM_SPECS[system];
+  if (spec.mode === "no-retrieval") return prompts.direct;
+  if (spec.mode === "naive-rag") return prompts.naiveRag;
+  return spec.protocol === "r1-searcher-plus" ? prompts.plus : prompts.r1;
+}
+
 export interface StageRecord {
   done: boolean;
   seconds: number;
@@ -815,44 +840,36 @@ const STAGES: Record<QuickstartStage, StageFn> = {
       answer: q.answer,
     }));
     const limits = { segmentMaxTokens: cfg.segmentTokens, maxSearches: cfg.maxRetrievals, topK: cfg.k };
-    const systems: Array<{
-      name: QuickstartSystem;
-      ckpt: string;
-      mode: "search" | "no-retrieval" | "naive-rag";
-      plus?: boolean;
-    }> = [
-      { name: "no-search", ckpt: finalCheckpoint(state, "pretrain"), mode: "no-retrieval" },
-      { name: "naive-rag", ckpt: finalCheckpoint(state, "pretrain"), mode: "naive-rag" },
-      { name: "pretrained-search", ckpt: finalCheckpoint(state, "pretrain"), mode: "search" },
-      { name: "r1-stage1", ckpt: finalCheckpoint(state, "r1-stage1"), mode: "search" },
-      { name: "r1-stage2", ckpt: finalCheckpoint(state, "r1-stage2"), mode: "search" },
-      { name: "plus-sft", ckpt: finalCheckpoint(state, "plus-sft"), mode: "search", plus: true },
-      { name: "plus-rl", ckpt: finalCheckpoint(state, "plus-rl"), mode: "search", plus: true },
-    ];
     const out: Record<string, EvalSummary> = {};
-    for (const s of systems) {
+    for (const name of QUICKSTART_SYSTEMS) {
       if (ctx.signal?.aborted) return STOPPED;
-      const backend = await createBuiltinBackend({ checkpointDir: s.ckpt, maxBatch: 256, workers: workersOf(ctx) });
+      const spec = QUICKSTART_SYSTEM_SPECS[name];
+      const plus = spec.protocol === "r1-searcher-plus";
+      const backend = await createBuiltinBackend({
+        checkpointDir: finalCheckpoint(state, spec.from),
+        maxBatch: 256,
+        workers: workersOf(ctx),
+      });
       try {
         const r = await evaluate({
           backend,
-          protocol: s.plus ? ctx.plus : ctx.r1,
+          protocol: plus ? ctx.plus : ctx.r1,
           retriever: await retrieverOf(ctx),
           items,
-          dataset: `world-test:${s.name}`,
-          mode: s.mode,
-          promptOptions: { template: s.plus ? ctx.prompts.plus : ctx.prompts.r1 },
-          ...(s.mode === "no-retrieval" ? { baselinePrompt: ctx.prompts.direct } : {}),
-          ...(s.mode === "naive-rag" ? { baselinePrompt: ctx.prompts.naiveRag, ragTopK: cfg.k } : {}),
+          dataset: `world-test:${name}`,
+          mode: spec.mode,
+          promptOptions: { template: plus ? ctx.prompts.plus : ctx.prompts.r1 },
+          ...(spec.mode === "no-retrieval" ? { baselinePrompt: ctx.prompts.direct } : {}),
+          ...(spec.mode === "naive-rag" ? { baselinePrompt: ctx.prompts.naiveRag, ragTopK: cfg.k } : {}),
           limits,
-          outFile: p.evalFile(s.name),
+          outFile: p.evalFile(name),
           concurrency: cfg.eval.concurrency,
           progress: !ctx.quiet,
           signal: ctx.signal,
         });
-        out[s.name] = r.summary;
+        out[name] = r.summary;
         ctx.log(
-          `  ${s.name.padEnd(18)} Cover-EM ${(100 * r.summary.cem).toFixed(1).padStart(5)}  EM ${(100 * r.summary.em).toFixed(1).padStart(5)}  F1 ${(100 * r.summary.f1).toFixed(1).padStart(5)}  retrievals ${r.summary.retrievalsMean.toFixed(2)}`,
+          `  ${name.padEnd(18)} Cover-EM ${(100 * r.summary.cem).toFixed(1).padStart(5)}  EM ${(100 * r.summary.em).toFixed(1).padStart(5)}  F1 ${(100 * r.summary.f1).toFixed(1).padStart(5)}  retrievals ${r.summary.retrievalsMean.toFixed(2)}`,
         );
       } finally {
         await backend.close();
@@ -930,10 +947,14 @@ async function writeCommands(ctx: Ctx, state: QuickstartState): Promise<void> {
   const rel = (x: string) => path.relative(p.out, x) || ".";
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const ck = (s: QuickstartStage) => rel(finalCheckpoint(state, s));
-  const evalCmd = (name: string, ckpt: string, protocol: string, mode: string, template: string, extra = "") =>
-    `npx searchrl eval --dataset world/test.jsonl --llm ${ckpt} --retriever index --protocol ${protocol} --mode ${mode} ` +
-    `--template ${q(template)} --top-k ${cfg.k} --max-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals}` +
-    `${cfg.eval.limit > 0 ? ` --limit ${cfg.eval.limit}` : ""}${extra} --out eval/${name}.results.jsonl`;
+  const evalCmd = (name: QuickstartSystem) => {
+    const spec = QUICKSTART_SYSTEM_SPECS[name];
+    return (
+      `npx searchrl eval --dataset world/test.jsonl --llm ${ck(spec.from)} --retriever index --protocol ${spec.protocol} --mode ${spec.mode} ` +
+      `--template ${q(systemTemplate(ctx.prompts, name))} --top-k ${cfg.k} --max-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals}` +
+      `${cfg.eval.limit > 0 ? ` --limit ${cfg.eval.limit}` : ""} --out eval/${name}.results.jsonl`
+    );
+  };
   const lines = [
     "#!/bin/sh",
     "# The quickstart's stages as searchrl commands (run from the quickstart folder). The world and the pre-training",
@@ -956,13 +977,7 @@ async function writeCommands(ctx: Ctx, state: QuickstartState): Promise<void> {
     `# data/plus-cold-start.jsonl = per question the ${cfg.plus.rsKeepPerQuestion} passing sample(s) ${cfg.plus.rsSelect === "fewest-retrievals" ? "with the fewest retrievals" : "first sampled"}${cfg.plus.rsGroundedRecalls ? " among those whose recalls are grounded (taught facts or facts of documents retrieved before)" : ""} (selection done by the quickstart)`,
     `npx searchrl sft --config configs/plus-sft.json`,
     `npx searchrl train --config configs/plus-rl.json`,
-    evalCmd("no-search", ck("pretrain"), "r1-searcher", "no-retrieval", ctx.prompts.direct),
-    evalCmd("naive-rag", ck("pretrain"), "r1-searcher", "naive-rag", ctx.prompts.naiveRag),
-    evalCmd("pretrained-search", ck("pretrain"), "r1-searcher", "search", ctx.prompts.r1),
-    evalCmd("r1-stage1", ck("r1-stage1"), "r1-searcher", "search", ctx.prompts.r1),
-    evalCmd("r1-stage2", ck("r1-stage2"), "r1-searcher", "search", ctx.prompts.r1),
-    evalCmd("plus-sft", ck("plus-sft"), "r1-searcher-plus", "search", ctx.prompts.plus),
-    evalCmd("plus-rl", ck("plus-rl"), "r1-searcher-plus", "search", ctx.prompts.plus),
+    ...QUICKSTART_SYSTEMS.map(evalCmd),
     "# serve a trained agent with the web UI (ask in the browser at http://127.0.0.1:8000/, runs under Runs):",
     `# npx searchrl serve agent --llm ${ck("r1-stage2")} --retriever index --protocol r1-searcher --template ${q(ctx.prompts.r1)} ` +
       `--top-k ${cfg.k} --segment-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals} --runs .`,

@@ -11,7 +11,7 @@ import { getProtocol } from "../protocol/index.js";
 import type { ResponseProtocol } from "../protocol/types.js";
 import { readJsonlAll } from "../util/jsonl.js";
 import type { QuickstartPaths, QuickstartStage, QuickstartState } from "./pipeline.js";
-import { QUICKSTART_SYSTEMS } from "./pipeline.js";
+import { QUICKSTART_SYSTEMS, QUICKSTART_SYSTEM_SPECS } from "./pipeline.js";
 
 export interface SystemResult {
   label: string;
@@ -66,15 +66,6 @@ export function stepUse(
     };
   });
 }
-
-/** Protocol of each searching system's responses. */
-const SYSTEM_PROTOCOL: Record<string, string> = {
-  "pretrained-search": "r1-searcher",
-  "r1-stage1": "r1-searcher",
-  "r1-stage2": "r1-searcher",
-  "plus-sft": "r1-searcher-plus",
-  "plus-rl": "r1-searcher-plus",
-};
 
 function stepUseOf(rows: EvalRow[], protocol: ResponseProtocol, stepsOf: Map<string, WorldQuestionStep[]>) {
   const acc = { internal: [0, 0, 0, 0], external: [0, 0, 0, 0] };
@@ -230,8 +221,8 @@ export async function buildResults(
       byKind,
       finished: mean(rows.map((r) => (r.stop_reason_final === "finished" ? 1 : 0))),
     };
-    const proto = SYSTEM_PROTOCOL[name];
-    if (proto) systems[name].steps = stepUseOf(rows, getProtocol(proto), stepsOf);
+    const spec = QUICKSTART_SYSTEM_SPECS[name];
+    if (spec.mode === "search") systems[name].steps = stepUseOf(rows, getProtocol(spec.protocol), stepsOf);
   }
 
   const rlKeys = [
