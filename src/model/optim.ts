@@ -33,12 +33,20 @@ export interface AdamWState {
  * AdamW for one model. Usage per optimizer step: `model.zeroGrad()`, one or more `model.accumulateGradients(...)`,
  * `opt.clipGradNorm(1.0)` (optional), `opt.step(lr)`.
  */
+/** Frees heap moments of optimizers that were dropped without {@link AdamW.dispose}. */
+const heapMoments = new FinalizationRegistry<{ free: (p: number) => void; ptrs: number[] }>((h) => {
+  for (const p of h.ptrs) h.free(p);
+});
+
 export class AdamW {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
-  private m: Float32Array;
-  private v: Float32Array;
+  /** Moments: on the model's heap (byte pointers) where its SIMD kernels run, else in JS arrays. */
+  private heapM: number;
+  private heapV: number;
+  private readonly jsM: Float32Array | null;
+  private readonly jsV: Float32Array | null;
   private decayMask: Uint8Array;
   /** Number of steps taken. */
   stepCount = 0;
@@ -54,16 +62,54 @@ export class AdamW {
     if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new Error("AdamW: betas must be in [0, 1)");
     if (!(this.eps > 0)) throw new Error("AdamW: eps must be > 0");
     if (!(this.weightDecay >= 0)) throw new Error("AdamW: weightDecay must be >= 0");
-    this.m = new Float32Array(model.numParams);
-    this.v = new Float32Array(model.numParams);
+    const rt = model.rt;
+    if (rt.simd) {
+      this.heapM = rt.allocF32(model.numParams);
+      this.heapV = rt.allocF32(model.numParams);
+      rt.view(this.heapM, model.numParams).fill(0);
+      rt.view(this.heapV, model.numParams).fill(0);
+      this.jsM = this.jsV = null;
+      heapMoments.register(this, { free: (p: number) => rt.free(p), ptrs: [this.heapM, this.heapV] }, this);
+    } else {
+      this.heapM = this.heapV = 0;
+      this.jsM = new Float32Array(model.numParams);
+      this.jsV = new Float32Array(model.numParams);
+    }
     this.decayMask = new Uint8Array(model.numParams);
     for (const e of model.params) if (e.decay) this.decayMask.fill(1, e.offset, e.offset + e.size);
+  }
+
+  /** First moment (a view: re-fetch after anything that allocates on the model's heap). */
+  private get m(): Float32Array {
+    return this.jsM ?? this.model.rt.view(this.heapM, this.model.numParams);
+  }
+  private get v(): Float32Array {
+    return this.jsV ?? this.model.rt.view(this.heapV, this.model.numParams);
+  }
+
+  /** Free the heap moments now (otherwise they are freed when the optimizer is garbage-collected). */
+  dispose(): void {
+    if (!this.heapM) return;
+    heapMoments.unregister(this);
+    this.model.rt.free(this.heapM);
+    this.model.rt.free(this.heapV);
+    this.heapM = this.heapV = 0;
   }
 
   /** Global L2 norm of the gradients. */
   gradNorm(): number {
     const g = this.model.grads();
+    const simd = this.model.rt.simd;
     let s = 0;
+    if (simd && g.length % 4 === 0) {
+      // Per tensor in float32 SIMD lanes, summed in float64.
+      const gp = g.byteOffset;
+      for (const e of this.model.params) {
+        const n = Math.ceil(e.size / 4) * 4;
+        s += simd.dot(gp + 4 * e.offset, gp + 4 * e.offset, n);
+      }
+      return Math.sqrt(s);
+    }
     for (let i = 0; i < g.length; i++) s += g[i] * g[i];
     return Math.sqrt(s);
   }
@@ -77,7 +123,9 @@ export class AdamW {
     if (Number.isFinite(norm) && norm > maxNorm && maxNorm > 0) {
       const k = maxNorm / (norm + 1e-6);
       const g = this.model.grads();
-      for (let i = 0; i < g.length; i++) g[i] *= k;
+      const simd = this.model.rt.simd;
+      if (simd && g.length % 4 === 0) simd.scale(g.byteOffset, g.length, k);
+      else for (let i = 0; i < g.length; i++) g[i] *= k;
     }
     return norm;
   }
@@ -94,6 +142,30 @@ export class AdamW {
     const decay = 1 - lr * this.weightDecay;
     const g = this.model.grads();
     const w = this.model.weights();
+    const simd = this.model.rt.simd;
+    if (this.heapM && simd) {
+      // Per tensor (each starts 16-byte aligned; its padding holds zeros and stays zero).
+      for (const e of this.model.params) {
+        const n = Math.ceil(e.size / 4) * 4;
+        const o = 4 * e.offset;
+        const dec = e.decay ? decay : 1;
+        simd.adamw(
+          w.byteOffset + o,
+          g.byteOffset + o,
+          this.heapM + o,
+          this.heapV + o,
+          n,
+          b1,
+          b2,
+          stepSize,
+          invSqrtBc2,
+          this.eps,
+          dec,
+        );
+      }
+      this.model.markWeightsChanged();
+      return;
+    }
     const m = this.m;
     const v = this.v;
     const mask = this.decayMask;

@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { type GemmKernels, OrtGemm, loadOrtBinding, nativeUnavailableReason } from "./native.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
 
 /** The subset of the Emscripten module of tfjs-backend-wasm that the runtime calls. */
@@ -55,6 +56,35 @@ export interface RuntimeOptions {
   threads?: number;
 }
 
+/** Which GEMM engine the runtime's matrix products use. */
+export type EngineName = "native" | "wasm";
+
+export interface EngineChoice {
+  /** The engine that runs. */
+  engine: EngineName;
+  /** Intra-op threads of the native engine's products (1 unless asked for more). */
+  threads: number;
+  /** Why the native engine is not used (empty when it is). */
+  reason: string;
+}
+
+/**
+ * The engine this process uses: `SEARCHRL_ENGINE=native|wasm` overrides; otherwise native wherever ONNX Runtime's
+ * binding loads. `SEARCHRL_NATIVE_THREADS` sets the native engine's intra-op threads (default 1: ParallelModel puts
+ * one replica on each core, which measures faster than two threads on one product for the model's shapes).
+ */
+export function engineChoice(requested?: EngineName | "auto", threads?: number): EngineChoice {
+  const env = process.env.SEARCHRL_ENGINE;
+  const want = requested && requested !== "auto" ? requested : env === "wasm" || env === "native" ? env : "auto";
+  const tEnv = process.env.SEARCHRL_NATIVE_THREADS;
+  const t = Math.max(1, Math.floor(threads ?? (tEnv && /^\d+$/.test(tEnv) ? Number(tEnv) : 1)));
+  if (want === "wasm") return { engine: "wasm", threads: 1, reason: "chosen (SEARCHRL_ENGINE=wasm or config)" };
+  if (loadOrtBinding()) return { engine: "native", threads: t, reason: "" };
+  const why = `onnxruntime-node binding did not load: ${nativeUnavailableReason()}`;
+  if (want === "native") throw new Error(`native engine requested but ${why}`);
+  return { engine: "wasm", threads: 1, reason: why };
+}
+
 /** Ids handed to the kernel registry start far above the ids tfjs-core itself hands out (1, 2, 3, ...). */
 const FIRST_ID = 1 << 30;
 
@@ -74,12 +104,58 @@ export class WasmRuntime {
   matmulFlops = 0;
   /** Set to true to collect {@link matmulMs}. */
   profile = false;
+  /** Native GEMM kernels (null: XNNPACK through tfjs-wasm). */
+  private native: GemmKernels | null = null;
+  /** Byte pointer behind each registered id (the native kernels address memory, not ids). */
+  private readonly idPtr = new Map<number, number>();
 
   constructor(
     private readonly M: WasmModule,
     readonly threads: number,
   ) {
     this.shapePtr = this.malloc(64);
+  }
+
+  /** Route the matrix products through `kernels` (null: back to XNNPACK). */
+  useNative(kernels: GemmKernels | null): void {
+    this.native = kernels;
+  }
+
+  /** The engine behind the matrix products, e.g. "onnxruntime-mlas (1.30.0, 1 thread)" or "tfjs-wasm xnnpack". */
+  get engineName(): string {
+    return this.native
+      ? this.native.name
+      : `tfjs-wasm xnnpack (${this.threads} thread${this.threads === 1 ? "" : "s"})`;
+  }
+
+  /** True when the products run on the native engine (transposed and accumulating forms are then free). */
+  get hasNative(): boolean {
+    return this.native !== null;
+  }
+
+  /**
+   * out[m,n] (+)= op(a) @ op(b) on the native engine (`transA`: a stored [k,m]; `transB`: b stored [n,k]). Only valid
+   * when {@link hasNative}.
+   */
+  gemm(
+    aPtr: number,
+    bPtr: number,
+    outPtr: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+  ): void {
+    if (!this.native) throw new Error("WasmRuntime.gemm needs the native engine");
+    const t0 = this.profile ? performance.now() : 0;
+    this.refresh();
+    this.native.gemm(this.heapBuf as ArrayBufferLike, aPtr, bPtr, outPtr, m, k, n, transA, transB, accumulate);
+    if (this.profile) {
+      this.matmulMs += performance.now() - t0;
+      this.matmulFlops += 2 * m * k * n;
+    }
   }
 
   private simdCache: SimdKernels | null | undefined;
@@ -143,11 +219,13 @@ export class WasmRuntime {
     const id = this.nextId++;
     if (this.nextId > 0x7ffffff0) this.nextId = FIRST_ID;
     this.M._register_tensor(id, size, ptr);
+    this.idPtr.set(id, ptr);
     return id;
   }
 
   /** Drop a kernel id (and any packed-weights cache XNNPACK keeps for it). */
   unregister(id: number): void {
+    this.idPtr.delete(id);
     this.M._dispose_data(id);
   }
 
@@ -157,6 +235,12 @@ export class WasmRuntime {
    */
   matmulId(aPtr: number, bId: number, outPtr: number, m: number, k: number, n: number): void {
     if (m === 0 || n === 0) return;
+    if (this.native) {
+      const bPtr = this.idPtr.get(bId);
+      if (bPtr === undefined) throw new Error(`matmulId: unknown id ${bId}`);
+      this.gemm(aPtr, bPtr, outPtr, m, k, n, false, false, false);
+      return;
+    }
     const t0 = this.profile ? performance.now() : 0;
     const aId = this.register(aPtr, m * k);
     const oId = this.register(outPtr, m * n);
@@ -182,6 +266,10 @@ export class WasmRuntime {
     if (m === 0 || n === 0) return;
     if (k === 0) {
       this.view(outPtr, m * n).fill(0);
+      return;
+    }
+    if (this.native) {
+      this.gemm(aPtr, bPtr, outPtr, m, k, n, false, false, false);
       return;
     }
     const bId = this.register(bPtr, k * n);
@@ -234,7 +322,10 @@ async function initSingle(): Promise<WasmRuntime> {
   await tf.ready();
   const backend = tf.backend() as unknown as { wasm?: WasmModule };
   if (!backend.wasm) throw new Error("tfjs backend is not the wasm backend");
-  return new WasmRuntime(backend.wasm, 1);
+  const rt = new WasmRuntime(backend.wasm, 1);
+  const choice = engineChoice();
+  if (choice.engine === "native") rt.useNative(new OrtGemm(loadOrtBinding()!, choice.threads));
+  return rt;
 }
 
 async function initThreaded(threads: number): Promise<WasmRuntime> {

@@ -154,6 +154,7 @@ const SX = {
   f32x4sub: 0xe5,
   f32x4mul: 0xe6,
   f32x4div: 0xe7,
+  f32x4sqrt: 0xe3,
   f32x4min: 0xe8,
   f32x4max: 0xe9,
   f32x4nearest: 0x6a,
@@ -529,6 +530,49 @@ function buildScale(): Fn {
 }
 
 /**
+ * adamw(w, g, m, v, n, b1, b2, stepSize, invSqrtBc2, eps, decay): one AdamW update over n floats (n % 4 == 0), in
+ * float32: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w = w·decay − stepSize·m / (√v·invSqrtBc2 + eps).
+ */
+function buildAdamw(): Fn {
+  const f = new Fn("adamw", [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32], []);
+  const [w, g, m, v, n, b1, b2, st, ibc, eps, dec] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const e = f.local(I32);
+  const end = f.local(I32);
+  const [vb1, vc1, vb2, vc2, vst, vibc, veps, vdec, gi, mi, vi] = Array.from({ length: 11 }, () => f.local(V128));
+  f.get(n).i32(2).op(OP.i32shl).set(end);
+  f.get(b1).simd(SX.f32x4splat).set(vb1);
+  f.f32(1).get(b1).op(OP.f32sub).simd(SX.f32x4splat).set(vc1);
+  f.get(b2).simd(SX.f32x4splat).set(vb2);
+  f.f32(1).get(b2).op(OP.f32sub).simd(SX.f32x4splat).set(vc2);
+  f.get(st).simd(SX.f32x4splat).set(vst);
+  f.get(ibc).simd(SX.f32x4splat).set(vibc);
+  f.get(eps).simd(SX.f32x4splat).set(veps);
+  f.get(dec).simd(SX.f32x4splat).set(vdec);
+  f.i32(0).set(e);
+  f.loop(() => {
+    f.get(e).get(end).op(OP.i32geu).brIf(1);
+    f.get(g).get(e).op(OP.i32add).v128load().set(gi);
+    // m
+    f.get(vb1).get(m).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+    f.get(vc1).get(gi).simd(SX.f32x4mul).simd(SX.f32x4add).set(mi);
+    f.get(m).get(e).op(OP.i32add).get(mi).v128store();
+    // v
+    f.get(vb2).get(v).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+    f.get(vc2).get(gi).simd(SX.f32x4mul).get(gi).simd(SX.f32x4mul).simd(SX.f32x4add).set(vi);
+    f.get(v).get(e).op(OP.i32add).get(vi).v128store();
+    // w
+    f.get(w).get(e).op(OP.i32add);
+    f.get(w).get(e).op(OP.i32add).v128load().get(vdec).simd(SX.f32x4mul);
+    f.get(vst).get(mi).simd(SX.f32x4mul);
+    f.get(vi).simd(SX.f32x4sqrt).get(vibc).simd(SX.f32x4mul).get(veps).simd(SX.f32x4add);
+    f.simd(SX.f32x4div).simd(SX.f32x4sub).v128store();
+    f.get(e).i32(16).op(OP.i32add).set(e);
+    f.br(0);
+  });
+  return f;
+}
+
+/**
  * softmax_bwd(p, dp, rows, T): dp[r, :] = p[r, :] * (dp[r, :] - dot(dp[r, :], p[r, :])) over full rows of width
  * T (T % 4 == 0). Masked entries have p = 0 and become 0.
  */
@@ -698,6 +742,19 @@ export interface SimdKernels {
   transpose4(src: number, dst: number, rows: number, cols: number, r0: number, r1: number): void;
   dot(a: number, b: number, n: number): number;
   scale(a: number, n: number, s: number): void;
+  adamw(
+    w: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    b1: number,
+    b2: number,
+    stepSize: number,
+    invSqrtBc2: number,
+    eps: number,
+    decay: number,
+  ): void;
   softmax_bwd(p: number, dp: number, rows: number, T: number): void;
   rope(
     src: number,
@@ -729,6 +786,7 @@ export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
           buildTranspose(),
           buildDot(),
           buildScale(),
+          buildAdamw(),
           buildSoftmaxBwd(),
           buildRope(),
         ],

@@ -489,6 +489,25 @@ export class Transformer {
     this.tVersion = this.version;
   }
 
+  /**
+   * out[m, n] = a[m, k] @ Wᵀ for the projection `name` stored [n, k] (the input gradient of `x @ W`): a transposed
+   * product on the native engine, the cached transposed copy on XNNPACK.
+   */
+  private mmWT(a: number, name: string, out: number, m: number, k: number, n: number): void {
+    if (this.rt.hasNative)
+      this.rt.gemm(a, this.paramsPtr + 4 * this.param(name).offset, out, m, k, n, false, true, false);
+    else this.rt.matmulId(a, this.wid("T:" + name), out, m, k, n);
+  }
+
+  /** logits[m, V] = x[m, d] @ headᵀ (embed or lm_head, stored [V, d]). */
+  private mmHead(x: number, logits: number, m: number): void {
+    const c = this.config;
+    if (this.rt.hasNative) {
+      const head = this.paramsPtr + 4 * this.param(this.headName()).offset;
+      this.rt.gemm(x, head, logits, m, c.hiddenSize, c.vocabSize, false, true, false);
+    } else this.rt.matmulId(x, this.headT(), logits, m, c.hiddenSize, c.vocabSize);
+  }
+
   /** The output head as [d, V] for the forward matmul (transposed copy of embed or lm_head). */
   private headT(): number {
     if (this.headTVersion !== this.version || !this.headTPtr) {
@@ -771,7 +790,7 @@ export class Transformer {
           }
           // K^T per kv head ([dh, T], the right-hand operand of Q K^T).
           for (let g = 0; g < Hkv; g++)
-            transpose(H, kh0 + kBase + g * T * dh, kt0 + kBase + g * T * dh, T, dh, this.rt.simd);
+            if (!rt.hasNative) transpose(H, kh0 + kBase + g * T * dh, kt0 + kBase + g * T * dh, T, dh, this.rt.simd);
           if (cache) {
             // Slot layout: for each layer and kv head, K [maxLen, dh] then V [maxLen, dh].
             const slot = cache.slotPtr[b] >> 2;
@@ -798,7 +817,9 @@ export class Transformer {
           const vPtr = bufs.vh + 4 * (s0 * kvDim + g * T * dh);
           const pPtr = save ? bufs.P + 4 * (pOff[b] + g * rep * T * T) : bufs.P;
           t0 = tick();
-          rt.matmulPtr(qPtr, ktPtr, pPtr, rep * T, dh, T);
+          if (rt.hasNative)
+            rt.gemm(qPtr, bufs.kh + 4 * (s0 * kvDim + g * T * dh), pPtr, rep * T, dh, T, false, true, false);
+          else rt.matmulPtr(qPtr, ktPtr, pPtr, rep * T, dh, T);
           tock("mm.attn", t0);
           t0 = tick();
           causalMaskedSoftmax(rt, pPtr, rep * T, T);
@@ -945,7 +966,6 @@ export class Transformer {
     const R = rows.length;
     if (R === 0) return;
     const chunk = Math.max(1, Math.min(R, Math.floor((64 * 2 ** 20) / (V * 4))));
-    const headId = this.headT();
     const xr = xrOut || arena.f32(Math.min(R, chunk) * d);
     const logits = arena.f32(Math.min(R, chunk) * V);
     const pBuf = probs ? 0 : arena.f32(Math.min(R, chunk) * V);
@@ -960,7 +980,7 @@ export class Transformer {
       }
       tock("head.gather", t0);
       t0 = tick();
-      this.rt.matmulId(xrC, headId, logits, n, d, V);
+      this.mmHead(xrC, logits, n);
       tock("mm.head", t0);
       const pC = probs ? probs + 4 * r0 * V : pBuf;
       t0 = tick();
@@ -1219,6 +1239,13 @@ export class Transformer {
     chunkTokens = this.tuning.wgradChunk,
   ): void {
     const rt = this.rt;
+    if (rt.hasNative) {
+      // One accumulating product: MLAS blocks the reduction itself.
+      const t0 = tick();
+      rt.gemm(X, dY, this.gradsPtr + 4 * gOff, inDim, N, outDim, true, false, true);
+      tock("mm.wgrad", t0);
+      return;
+    }
     const chunk = Math.max(1, Math.min(N, chunkTokens));
     const M = rowsIn ? inDim : outDim;
     const at = arena.f32(M * chunk);
@@ -1272,7 +1299,7 @@ export class Transformer {
     const W0 = this.paramsPtr >> 2;
     const G0 = this.gradsPtr >> 2;
     const R = rows.length;
-    this.ensureTransposes();
+    if (!this.rt.hasNative) this.ensureTransposes();
     this.ropeTables();
 
     // --- output head: dlogits = g * (onehot - p), in place over probs.
@@ -1339,7 +1366,7 @@ export class Transformer {
       // --- MLP: out = xMid + act @ wd
       const dact = arena.f32(N * ffn);
       t0 = tick();
-      rt.matmulId(dx, this.wid("T:" + pre + "wd"), dact, N, d, ffn);
+      this.mmWT(dx, pre + "wd", dact, N, d, ffn);
       tock("mm.down", t0);
       this.weightGrad(s.act, dx, N, ffn, d, this.param(pre + "wd").offset, arena);
       const dgu = arena.f32(N * 2 * ffn);
@@ -1352,7 +1379,7 @@ export class Transformer {
       this.weightGrad(s.xn2, dgu, N, d, 2 * ffn, this.param(pre + "wgu").offset, arena);
       const dxn2 = arena.f32(N * d);
       t0 = tick();
-      rt.matmulId(dgu, this.wid("T:" + pre + "wgu"), dxn2, N, 2 * ffn, d);
+      this.mmWT(dgu, pre + "wgu", dxn2, N, 2 * ffn, d);
       tock("mm.gu", t0);
       arena.free(dgu);
       // dxMid = dx + norm backward
@@ -1376,7 +1403,7 @@ export class Transformer {
       // --- attention: xMid = xIn + ao @ wo
       const dao = arena.f32(N * qDim);
       t0 = tick();
-      rt.matmulId(dxMid, this.wid("T:" + pre + "wo"), dao, N, d, qDim);
+      this.mmWT(dxMid, pre + "wo", dao, N, d, qDim);
       tock("mm.o", t0);
       this.weightGrad(s.ao, dxMid, N, qDim, d, this.param(pre + "wo").offset, arena);
       // Split dao into head layout (same layout as qh).
@@ -1417,6 +1444,22 @@ export class Transformer {
           const kvOffB = 4 * (s0 * kvDim + g * T * dh);
           const pPtr = s.P + 4 * (st.pOff[b] + g * rep * T * T);
           const rows_ = rep * T;
+          if (rt.hasNative) {
+            // The same products with the transposes folded into the kernels.
+            t0 = tick();
+            rt.gemm(doh + qOffB, s.vh + kvOffB, dP, rows_, dh, T, false, true, false);
+            rt.gemm(pPtr, doh + qOffB, dvh + kvOffB, T, rows_, dh, true, false, false);
+            tock("mm.attn", t0);
+            t0 = tick();
+            if (T % 4 === 0 && rt.simd) rt.simd.softmax_bwd(pPtr, dP, rows_, T);
+            else causalSoftmaxBackward(rt.f32(), pPtr >> 2, dP >> 2, rows_, T);
+            tock("bwd.softmax", t0);
+            t0 = tick();
+            rt.gemm(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh, false, false, false);
+            rt.gemm(dP, s.qh + qOffB, dkh + kvOffB, T, rows_, dh, true, false, false);
+            tock("mm.attn", t0);
+            continue;
+          }
           // dP = dO Vt
           t0 = tick();
           H = rt.f32();
@@ -1547,7 +1590,7 @@ export class Transformer {
       this.weightGrad(s.xn1, dqkv, N, d, qkvDim, this.param(pre + "wqkv").offset, arena);
       const dxn1 = arena.f32(N * d);
       t0 = tick();
-      rt.matmulId(dqkv, this.wid("T:" + pre + "wqkv"), dxn1, N, qkvDim, d);
+      this.mmWT(dqkv, pre + "wqkv", dxn1, N, qkvDim, d);
       tock("mm.qkv", t0);
       arena.free(dqkv);
       t0 = tick();
@@ -1628,7 +1671,7 @@ export class Transformer {
     }
     const logits = arena.f32(R * V);
     const t0 = tick();
-    this.rt.matmulId(xr, this.headT(), logits, R, d, V);
+    this.mmHead(xr, logits, R);
     tock("mm.head", t0);
     H = this.rt.f32();
     const out: Float32Array[] = [];
