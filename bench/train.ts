@@ -1,18 +1,24 @@
 /**
- * `npm run bench:train`: training and sampling throughput of the built-in model (tfjs-wasm engine), side by side
- * with the machine's matmul peak and with llama.cpp (node-llama-cpp) decoding the exported GGUF of the same model.
+ * `npm run bench:train`: training and sampling throughput of the built-in model on its compute engines, side by side
+ * with PyTorch + transformers (the alternative a user would pick) and llama.cpp, in one run.
  *
- * 1. Peak: one large 2-D matmul through XNNPACK (the engine's own kernel, 1 thread) and through ONNX Runtime's MatMul
- *    (1 and 2 threads; the reference for "one core's sgemm peak").
+ * 1. Peak: one large 2-D matmul through ONNX Runtime's MLAS (the native engine's kernel, 1 and 2 threads) and through
+ *    XNNPACK in tfjs-wasm (the fallback engine's kernel).
  * 2. Training: fwd + bwd + AdamW tokens/s at context 256 for ~1 M (the quickstart shape: d 128, 4 layers, vocab 2k,
- *    64 x 256 tokens), ~4 M and ~16 M parameters; on this thread, and with a ParallelModel (one worker thread per
- *    extra core). Effective GFLOP/s = 6·N + attention FLOPs per token x tokens/s.
- * 3. Sampling: batched KV-cache decoding (128 sequences, 64-token prompts, 128 new tokens, temperature 1, top-p 0.95)
- *    vs llama.cpp on the exported GGUF (one sequence, threads 1, greedy).
+ *    64 x 256 tokens), ~4 M and ~16 M parameters: native engine on one thread, the wasm engine on one thread, and on all
+ *    cores (ParallelModel: one native replica per core; and one product on 2 intra-op threads); PyTorch 2.x CPU +
+ *    transformers `LlamaForCausalLM` (same shapes, tied embeddings, AdamW, grad clipping) on 1 and on all threads.
+ *    Effective GFLOP/s = (6·N + attention) FLOPs per token x tokens/s.
+ * 3. Sampling: batched KV-cache decoding (temperature 1, top-p 0.95, 64-token prompts, 128 new tokens) vs HF
+ *    `generate` on the same shapes and llama.cpp (node-llama-cpp) on the exported GGUF with the same number of
+ *    sequences in one context.
  *
- * Prints a table and replaces the "## Model and training" section of docs/benchmarks.md. SEARCHRL_BENCH_QUICK=1
- * runs a smaller version (no doc update).
+ * The PyTorch side runs bench/anchors/torch_llama.py with SEARCHRL_BENCH_PYTHON, else .venv-bench/bin/python, else
+ * python3, when `torch` and `transformers` import; otherwise the bench says so and prints the rest. Prints a table and
+ * replaces the "## Model and training" section of docs/benchmarks.md. SEARCHRL_BENCH_QUICK=1 runs a smaller version
+ * (no doc update).
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +36,7 @@ import {
   type LogprobLossFn,
   type ModelConfigInput,
 } from "../src/model/index.js";
+import { OrtGemm, loadOrtBinding } from "../src/model/native.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const QUICK = process.env.SEARCHRL_BENCH_QUICK === "1";
@@ -46,102 +53,32 @@ interface Row {
 const rows: Row[] = [];
 const log = (s: string) => process.stdout.write(s + "\n");
 
-function cpuSeconds(c0: NodeJS.CpuUsage): number {
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1e6;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Matmul peak
 
-/** Minimal protobuf writer for an ONNX model with one MatMul node (A[M,K] x B[K,N]). */
-function onnxMatMul(M: number, K: number, N: number): Uint8Array {
-  const bytes: number[] = [];
-  const varint = (n: number, o: number[]) => {
-    while (n > 127) {
-      o.push((n & 127) | 128);
-      n = Math.floor(n / 128);
-    }
-    o.push(n);
-  };
-  const field = (no: number, wire: number, o: number[]) => varint((no << 3) | wire, o);
-  const lenField = (no: number, body: number[], o: number[]) => {
-    field(no, 2, o);
-    varint(body.length, o);
-    o.push(...body);
-  };
-  const str = (no: number, s: string, o: number[]) => lenField(no, [...new TextEncoder().encode(s)], o);
-  const int = (no: number, v: number, o: number[]) => {
-    field(no, 0, o);
-    varint(v, o);
-  };
-  const valueInfo = (name: string, dims: number[]) => {
-    const shape: number[] = [];
-    for (const d of dims) {
-      const dim: number[] = [];
-      int(1, d, dim);
-      lenField(1, dim, shape);
-    }
-    const tensor: number[] = [];
-    int(1, 1, tensor); // FLOAT
-    lenField(2, shape, tensor);
-    const type: number[] = [];
-    lenField(1, tensor, type);
-    const vi: number[] = [];
-    str(1, name, vi);
-    lenField(2, type, vi);
-    return vi;
-  };
-  const node: number[] = [];
-  str(1, "A", node);
-  str(1, "B", node);
-  str(2, "C", node);
-  str(4, "MatMul", node);
-  const graph: number[] = [];
-  lenField(1, node, graph);
-  str(2, "g", graph);
-  lenField(11, valueInfo("A", [M, K]), graph);
-  lenField(11, valueInfo("B", [K, N]), graph);
-  lenField(12, valueInfo("C", [M, N]), graph);
-  int(1, 7, bytes); // ir_version
-  const opset: number[] = [];
-  str(1, "", opset);
-  int(2, 13, opset);
-  lenField(8, opset, bytes);
-  lenField(7, graph, bytes);
-  return Uint8Array.from(bytes);
-}
-
-async function ortPeak(threads: number, M: number, K: number, N: number): Promise<number | null> {
-  try {
-    const ort = await import("onnxruntime-node");
-    const sess = await ort.InferenceSession.create(onnxMatMul(M, K, N), {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-    });
-    const A = new ort.Tensor(
-      "float32",
-      Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)),
-      [M, K],
-    );
-    const B = new ort.Tensor(
-      "float32",
-      Float32Array.from({ length: K * N }, (_, i) => Math.cos(i)),
-      [K, N],
-    );
-    await sess.run({ A, B });
-    let best = Infinity;
-    for (let r = 0; r < 5; r++) {
-      const t0 = performance.now();
-      await sess.run({ A, B });
-      best = Math.min(best, performance.now() - t0);
-    }
-    await sess.release();
-    return (2 * M * K * N) / (best / 1000) / 1e9;
-  } catch (err) {
-    log(`  (ONNX Runtime unavailable: ${(err as Error).message.split("\n")[0]})`);
-    return null;
+/** MLAS sgemm through the native engine's own kernel (synchronous, on the model heap), `threads` intra-op threads. */
+async function nativePeak(threads: number, M: number, K: number, N: number): Promise<number | null> {
+  const ort = loadOrtBinding();
+  if (!ort) return null;
+  const rt = await getWasmRuntime();
+  const g = new OrtGemm(ort, threads);
+  const a = rt.allocF32(M * K);
+  const b = rt.allocF32(K * N);
+  const o = rt.allocF32(M * N);
+  rt.view(a, M * K).fill(0.5);
+  rt.view(b, K * N).fill(0.25);
+  const heap = () => rt.f32().buffer;
+  g.gemm(heap(), a, b, o, M, K, N, false, false, false);
+  let best = Infinity;
+  for (let r = 0; r < 7; r++) {
+    const t0 = performance.now();
+    g.gemm(heap(), a, b, o, M, K, N, false, false, false);
+    best = Math.min(best, performance.now() - t0);
   }
+  g.dispose();
+  for (const p of [a, b, o]) rt.free(p);
+  return (2 * M * K * N) / (best / 1000) / 1e9;
 }
 
 async function xnnPeak(M: number, K: number, N: number): Promise<number> {
@@ -216,82 +153,171 @@ function batchOf(c: TrainCase, V: number, seed: number): number[][] {
   );
 }
 
-async function trainCase(
-  c: TrainCase,
-  peakXnn: number,
-  peakOrt1: number | null,
-): Promise<{ single: number; parallel: number }> {
+// ---------------------------------------------------------------------------------------------------------------
+// PyTorch + transformers anchor (a child process; absent → the bench says why)
+
+const ANCHOR = path.join(ROOT, "bench", "anchors", "torch_llama.py");
+let python: string | null | undefined;
+let pythonWhy = "";
+
+function findPython(): string | null {
+  if (python !== undefined) return python;
+  const candidates = [
+    process.env.SEARCHRL_BENCH_PYTHON,
+    path.join(ROOT, ".venv-bench", "bin", "python"),
+    "python3",
+  ].filter((x): x is string => !!x);
+  for (const py of candidates) {
+    const r = spawnSync(py, ["-c", "import torch, transformers; print(torch.__version__, transformers.__version__)"], {
+      encoding: "utf8",
+    });
+    if (r.status === 0) {
+      log(`PyTorch anchor: ${py} (torch, transformers ${r.stdout.trim()})`);
+      return (python = py);
+    }
+    pythonWhy = (r.stderr || String(r.error ?? "")).trim().split("\n").pop() ?? "";
+  }
+  log(`PyTorch anchor unavailable (${pythonWhy || "no python"}): install with`);
+  log("  python3 -m venv .venv-bench && .venv-bench/bin/pip install torch transformers");
+  return (python = null);
+}
+
+interface AnchorSpec {
+  vocab: number;
+  d: number;
+  ffn: number;
+  layers: number;
+  heads: number;
+  [k: string]: number;
+}
+
+function torchRun(mode: "train" | "generate", spec: AnchorSpec, threads: number): number | null {
+  const py = findPython();
+  if (!py) return null;
+  const r = spawnSync(py, [ANCHOR, mode, JSON.stringify(spec), String(threads)], {
+    encoding: "utf8",
+    env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+    maxBuffer: 1 << 24,
+  });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return (JSON.parse(line) as { tokens_per_s: number }).tokens_per_s;
+  } catch {
+    log(`  (PyTorch ${mode} failed: ${r.stderr.trim().split("\n").pop() ?? r.status})`);
+    return null;
+  }
+}
+
+function specOf(cfg: ModelConfigInput): AnchorSpec {
+  return {
+    vocab: cfg.vocabSize as number,
+    d: cfg.hiddenSize as number,
+    ffn: cfg.intermediateSize as number,
+    layers: cfg.numLayers as number,
+    heads: cfg.numHeads as number,
+  };
+}
+
+const fmtRatio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}×` : "n/a");
+
+// ---------------------------------------------------------------------------------------------------------------
+// Training
+
+/** How one side of the comparison runs: engine of the main thread's products, or the ParallelModel. */
+type Mode = { name: string; gemm: OrtGemm | null; pm: ParallelModel | null };
+
+async function trainCase(c: TrainCase, peak1: number | null): Promise<void> {
   const model = await Transformer.create(c.cfg, { seed: 1 });
+  const rt = model.rt;
   const params = countParameters(model.config);
   const fpt = trainFlopsPerToken(model.config, c.ctx);
   const opt = new AdamW(model, { weightDecay: 0.1 });
   const tokensPerStep = c.batch * (c.ctx - 1);
-  // Single-thread and ParallelModel steps alternate (fairer on a shared machine); one warm-up step each (first-touch
-  // of the heaps), then the best of the timed steps.
-  const pm = WORKERS > 0 ? await ParallelModel.create(model, { workers: WORKERS }) : null;
-  const modes: (ParallelModel | null)[] = pm ? [null, pm] : [null];
+  const ort = loadOrtBinding();
+  const modes: Mode[] = [];
+  if (ort) modes.push({ name: "native, 1 thread", gemm: new OrtGemm(ort, 1), pm: null });
+  modes.push({ name: "wasm, 1 thread", gemm: null, pm: null });
+  if (ort && WORKERS > 0) {
+    modes.push({ name: `native, ParallelModel (${WORKERS + 1} replicas)`, gemm: modes[0].gemm, pm: null });
+    modes[modes.length - 1].pm = await ParallelModel.create(model, { workers: WORKERS });
+    modes.push({ name: `native, ${WORKERS + 1} intra-op threads`, gemm: new OrtGemm(ort, WORKERS + 1), pm: null });
+  }
+  // The modes' steps alternate (fairer on a shared machine); one warm-up step each, then the best of the timed steps.
   const best = modes.map(() => Infinity);
-  const cpuBest = modes.map(() => Infinity);
-  let lastLoss = 0;
   for (let s = 0; s <= c.steps; s++) {
     const seqs = batchOf(c, model.config.vocabSize, s);
     for (let k = 0; k < modes.length; k++) {
-      const mode = modes[k];
+      const m = modes[k];
+      rt.useNative(m.gemm);
       const t0 = performance.now();
-      const c0 = process.cpuUsage();
       model.zeroGrad();
-      const r = mode
-        ? await mode.accumulateGradients({ sequences: seqs }, nll)
-        : model.accumulateGradients({ sequences: seqs }, nll);
+      if (m.pm) await m.pm.accumulateGradients({ sequences: seqs }, nll);
+      else model.accumulateGradients({ sequences: seqs }, nll);
       opt.clipGradNorm(1.0);
       opt.step(1e-3);
-      const dt = (performance.now() - t0) / 1000;
-      const cpu = cpuSeconds(c0);
-      if (k === 0) lastLoss = r.loss;
-      if (s > 0) {
-        best[k] = Math.min(best[k], dt);
-        cpuBest[k] = Math.min(cpuBest[k], cpu);
-      }
+      if (s > 0) best[k] = Math.min(best[k], (performance.now() - t0) / 1000);
     }
   }
-  if (pm) await pm.close();
-  const run = (k: number) => ({ tps: tokensPerStep / best[k], cpuTps: tokensPerStep / cpuBest[k], loss: lastLoss });
-  const single = run(0);
-  const gfl = (single.tps * fpt) / 1e9;
-  log(
-    `  ${c.name}: ${(params / 1e6).toFixed(2)} M params, ${c.batch} x ${c.ctx}: ${single.tps.toFixed(0)} tok/s (${gfl.toFixed(1)} GFLOP/s; ` +
-      `${single.cpuTps.toFixed(0)} tok/s per CPU-second), loss ${single.loss.toFixed(3)}`,
-  );
-  rows.push({
-    section: "train",
-    what: `${c.name} (${(params / 1e6).toFixed(2)} M params, ${c.batch}×${c.ctx}), 1 thread`,
-    value: `${single.tps.toFixed(0)} tok/s = ${gfl.toFixed(1)} GFLOP/s`,
-    vs: `XNNPACK peak ${peakXnn.toFixed(1)} / ORT 1-thread ${peakOrt1 ? peakOrt1.toFixed(1) : "n/a"} GFLOP/s`,
-    ratio: `${((100 * gfl) / peakXnn).toFixed(0)} % / ${peakOrt1 ? ((100 * gfl) / peakOrt1).toFixed(0) : "n/a"} %`,
-    note: `${single.cpuTps.toFixed(0)} tok/s per CPU-second`,
-  });
-  let parallel = 0;
-  if (pm) {
-    const p = run(1);
-    parallel = p.tps;
+  rt.useNative(modes[0].gemm);
+  for (const m of modes) if (m.pm) await m.pm.close();
+  const tps = best.map((b) => tokensPerStep / b);
+  const spec = { ...specOf(c.cfg), batch: c.batch, ctx: c.ctx, steps: c.steps };
+  const torch1 = torchRun("train", spec, 1);
+  const torchN = os.cpus().length > 1 ? torchRun("train", spec, os.cpus().length) : null;
+  const label = `${c.name} (${(params / 1e6).toFixed(2)} M, ${c.batch}×${c.ctx})`;
+  const gfl = (t: number) => (t * fpt) / 1e9;
+  for (let k = 0; k < modes.length; k++) {
+    const one = !modes[k].pm && !modes[k].name.includes("intra-op");
+    const vs = one ? torch1 : torchN;
     log(
-      `  ${c.name}: with ${WORKERS} worker thread(s): ${p.tps.toFixed(0)} tok/s (${(p.tps / single.tps).toFixed(2)}x)`,
+      `  ${label}, ${modes[k].name}: ${tps[k].toFixed(0)} tok/s (${gfl(tps[k]).toFixed(1)} GFLOP/s); ` +
+        `PyTorch ${one ? "1 thread" : `${os.cpus().length} threads`} ${vs ? vs.toFixed(0) : "n/a"} → ${fmtRatio(tps[k], vs)}`,
     );
     rows.push({
       section: "train",
-      what: `${c.name}, ParallelModel (${WORKERS + 1} threads)`,
-      value: `${p.tps.toFixed(0)} tok/s = ${((p.tps * fpt) / 1e9).toFixed(1)} GFLOP/s`,
-      vs: `1 thread ${single.tps.toFixed(0)} tok/s`,
-      ratio: `${(p.tps / single.tps).toFixed(2)}x`,
-      note: "",
+      what: `${label}, ${modes[k].name}`,
+      value: `${tps[k].toFixed(0)} tok/s = ${gfl(tps[k]).toFixed(1)} GFLOP/s`,
+      vs: `PyTorch ${one ? "1 thread" : `${os.cpus().length} threads`}: ${vs ? vs.toFixed(0) + " tok/s" : "n/a"}`,
+      ratio: fmtRatio(tps[k], vs),
+      note: k === 0 && peak1 ? `${((100 * gfl(tps[k])) / peak1).toFixed(0)} % of MLAS 1-thread peak` : "",
     });
   }
+  for (const m of modes) if (m.gemm && m !== modes[0]) m.gemm.dispose();
+  opt.dispose();
   model.dispose();
-  return { single: single.tps, parallel };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Sampling vs llama.cpp
+// Sampling vs HF generate and llama.cpp
+
+async function llamaCppTokensPerSecond(file: string, prompts: number[][], newTokens: number): Promise<number | null> {
+  try {
+    const { getLlama } = await import("node-llama-cpp");
+    const l = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+    const lm = await l.loadModel({ modelPath: file });
+    const per = prompts[0].length + newTokens + 8;
+    const ctx = await lm.createContext({ threads: 1, sequences: prompts.length, contextSize: per * prompts.length });
+    const seqs = prompts.map(() => ctx.getSequence());
+    const t0 = performance.now();
+    const counts = await Promise.all(
+      seqs.map(async (seq, i) => {
+        let n = 0;
+        for await (const _t of seq.evaluate(prompts[i] as never, { temperature: 1, topP: 0.95, seed: i } as never)) {
+          if (++n >= newTokens) break;
+        }
+        return n;
+      }),
+    );
+    const tps = counts.reduce((a, b) => a + b, 0) / ((performance.now() - t0) / 1000);
+    await ctx.dispose();
+    await lm.dispose();
+    await l.dispose();
+    return tps;
+  } catch (err) {
+    log(`  (node-llama-cpp unavailable: ${(err as Error).message.split("\n")[0]})`);
+    return null;
+  }
+}
 
 async function decodeCase(
   name: string,
@@ -313,10 +339,14 @@ async function decodeCase(
     await g.generateBatch(
       prompts.slice(0, 2).map((t, i) => ({ tokens: t, params: { ...params, maxTokens: 4, seed: i } })),
     );
-    const t0 = performance.now();
-    const outs = await g.generateBatch(prompts.map((t, i) => ({ tokens: t, params: { ...params, seed: i } })));
-    const dt = (performance.now() - t0) / 1000;
-    return outs.reduce((a, o) => a + o.tokens.length, 0) / dt;
+    let best = 0;
+    for (let r = 0; r < 2; r++) {
+      const t0 = performance.now();
+      const outs = await g.generateBatch(prompts.map((t, i) => ({ tokens: t, params: { ...params, seed: i } })));
+      const dt = (performance.now() - t0) / 1000;
+      best = Math.max(best, outs.reduce((a, o) => a + o.tokens.length, 0) / dt);
+    }
+    return best;
   };
   const g1 = new BatchGenerator(model, tok, { maxBatch: seqs });
   const ours = await measure(g1);
@@ -329,52 +359,50 @@ async function decodeCase(
     g2.close();
     await pm.close();
   }
-  // llama.cpp on the exported GGUF: one sequence, greedy, threads 1.
-  let llama: number | null = null;
   const dir = mkdtempSync(path.join(os.tmpdir(), "searchrl-bench-"));
+  let llama: number | null = null;
   try {
     const file = path.join(dir, "m.gguf");
     await exportGguf(model, tok, file);
-    const { getLlama } = await import("node-llama-cpp");
-    const l = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
-    const lm = await l.loadModel({ modelPath: file });
-    const ctx = await lm.createContext({ threads: 1, contextSize: Math.max(256, prompt + newTokens + 8) });
-    const seq = ctx.getSequence();
-    let n = 0;
-    const t0 = performance.now();
-    for await (const _t of seq.evaluate(prompts[0] as never, { temperature: 0 })) {
-      if (++n >= newTokens) break;
-    }
-    llama = n / ((performance.now() - t0) / 1000);
-    await ctx.dispose();
-    await lm.dispose();
-    await l.dispose();
-  } catch (err) {
-    log(`  (node-llama-cpp unavailable: ${(err as Error).message.split("\n")[0]})`);
+    llama = await llamaCppTokensPerSecond(file, prompts, newTokens);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  const spec = { ...specOf({ ...cfg, vocabSize: V }), seqs, prompt, new: newTokens };
+  const hf1 = torchRun("generate", spec, 1);
+  const hfN = os.cpus().length > 1 ? torchRun("generate", spec, os.cpus().length) : null;
   const params_ = countParameters(model.config);
+  const label = `${name} (${(params_ / 1e6).toFixed(2)} M), ${seqs} seqs × ${newTokens} new tokens`;
   log(
-    `  ${name} (${(params_ / 1e6).toFixed(2)} M): batched decode ${ours.toFixed(0)} tok/s (${seqs} seqs)` +
-      (oursPar ? `, ${oursPar.toFixed(0)} tok/s with ${WORKERS} worker(s)` : "") +
-      `; llama.cpp 1 seq ${llama ? llama.toFixed(0) : "n/a"} tok/s`,
+    `  ${label}: ${ours.toFixed(0)} tok/s 1 thread (HF generate ${hf1?.toFixed(0) ?? "n/a"} → ${fmtRatio(ours, hf1)}; ` +
+      `llama.cpp ${seqs} seqs ${llama?.toFixed(0) ?? "n/a"} → ${fmtRatio(ours, llama)})` +
+      (oursPar
+        ? `; ${oursPar.toFixed(0)} tok/s ParallelModel (HF ${hfN?.toFixed(0) ?? "n/a"} → ${fmtRatio(oursPar, hfN)})`
+        : ""),
   );
   rows.push({
     section: "decode",
-    what: `${name} (${(params_ / 1e6).toFixed(2)} M), ${seqs} seqs × ${newTokens} new tokens, 1 thread`,
+    what: `${label}, 1 thread`,
     value: `${ours.toFixed(0)} tok/s`,
-    vs: `llama.cpp GGUF, 1 seq, threads 1: ${llama ? llama.toFixed(0) : "n/a"} tok/s`,
-    ratio: llama ? `${(ours / llama).toFixed(2)}x` : "n/a",
+    vs: `HF generate 1 thread: ${hf1 ? hf1.toFixed(0) + " tok/s" : "n/a"}`,
+    ratio: fmtRatio(ours, hf1),
     note: "prefill included",
+  });
+  rows.push({
+    section: "decode",
+    what: `${label}, 1 thread`,
+    value: `${ours.toFixed(0)} tok/s`,
+    vs: `llama.cpp (exported GGUF), ${seqs} sequences in one context, threads 1: ${llama ? llama.toFixed(0) + " tok/s" : "n/a"}`,
+    ratio: fmtRatio(ours, llama),
+    note: "",
   });
   if (oursPar) {
     rows.push({
       section: "decode",
-      what: `${name}, ParallelModel (${WORKERS + 1} threads)`,
+      what: `${label}, ParallelModel (${WORKERS + 1} replicas)`,
       value: `${oursPar.toFixed(0)} tok/s`,
-      vs: `1 thread ${ours.toFixed(0)} tok/s`,
-      ratio: `${(oursPar / ours).toFixed(2)}x`,
+      vs: `HF generate ${os.cpus().length} threads: ${hfN ? hfN.toFixed(0) + " tok/s" : "n/a"}`,
+      ratio: fmtRatio(oursPar, hfN),
       note: "",
     });
   }
@@ -386,25 +414,27 @@ async function decodeCase(
 async function main(): Promise<void> {
   const t0 = Date.now();
   const load0 = os.loadavg();
+  const rt = await getWasmRuntime();
   log(
-    `bench:train on ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}, load ${load0.map((x) => x.toFixed(1)).join(" ")}`,
+    `bench:train on ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}, load ${load0.map((x) => x.toFixed(1)).join(" ")}; engine ${rt.engineName}`,
   );
   const probe0 = await twoThreadProbe();
   log(`two threads of plain JS ran at ${probe0.toFixed(2)}x one thread (2.00 = a free second core)`);
+  findPython();
   log("matmul peak:");
   const peakXnn = await xnnPeak(2048, 512, 512);
-  const ort1 = await ortPeak(1, 2048, 512, 512);
-  const ort2 = os.cpus().length > 1 ? await ortPeak(2, 2048, 512, 512) : null;
+  const mlas1 = await nativePeak(1, 1024, 512, 1536);
+  const mlas2 = os.cpus().length > 1 ? await nativePeak(2, 1024, 512, 1536) : null;
   log(
-    `  XNNPACK (tfjs-wasm) ${peakXnn.toFixed(1)} GFLOP/s; ONNX Runtime 1 thread ${ort1?.toFixed(1) ?? "n/a"}, 2 threads ${ort2?.toFixed(1) ?? "n/a"} GFLOP/s`,
+    `  MLAS (native engine) 1 thread ${mlas1?.toFixed(1) ?? "n/a"}, 2 threads ${mlas2?.toFixed(1) ?? "n/a"} GFLOP/s; XNNPACK (tfjs-wasm) ${peakXnn.toFixed(1)} GFLOP/s`,
   );
   rows.push({
     section: "peak",
-    what: "2-D matmul 2048×512×512, XNNPACK in tfjs-wasm (1 thread)",
-    value: `${peakXnn.toFixed(1)} GFLOP/s`,
-    vs: `ONNX Runtime MatMul 1 thread ${ort1?.toFixed(1) ?? "n/a"} GFLOP/s`,
-    ratio: ort1 ? `${((100 * peakXnn) / ort1).toFixed(0)} %` : "n/a",
-    note: ort2 ? `ORT 2 threads ${ort2.toFixed(1)} GFLOP/s` : "",
+    what: "2-D sgemm 1024×512×1536 (the ~16 M model's gate/up shape), ONNX Runtime MLAS, 1 thread",
+    value: `${mlas1?.toFixed(1) ?? "n/a"} GFLOP/s`,
+    vs: `XNNPACK in tfjs-wasm (2048×512×512): ${peakXnn.toFixed(1)} GFLOP/s`,
+    ratio: mlas1 ? fmtRatio(mlas1, peakXnn) : "n/a",
+    note: mlas2 ? `MLAS 2 threads ${mlas2.toFixed(1)} GFLOP/s` : "",
   });
 
   log("training (fwd + bwd + AdamW):");
@@ -433,9 +463,9 @@ async function main(): Promise<void> {
       steps: 2,
     });
   }
-  for (const c of cases) await trainCase(c, peakXnn, ort1);
+  for (const c of cases) await trainCase(c, mlas1);
 
-  log("sampling (batched KV cache) vs llama.cpp:");
+  log("sampling (batched KV cache) vs HF generate and llama.cpp:");
   const corpus = readFileSync(path.join(ROOT, "data/r1-searcher/training_set/stage_2.jsonl"), "utf8")
     .split("\n")
     .slice(0, 3000)
@@ -475,25 +505,23 @@ async function main(): Promise<void> {
   const section = [
     "## Model and training",
     "",
-    "`npm run bench:train` (bench/train.ts). The built-in model on tfjs-wasm (XNNPACK matmuls driven directly, hand-written",
-    "backward, SIMD kernels for attention/SwiGLU), fwd + bwd + AdamW at context 256 and batched KV-cache sampling, next to the",
-    "machine's matmul peak (same run) and llama.cpp decoding the exported GGUF of the same model. GFLOP/s = (6·params +",
-    "attention) FLOPs per token × tokens/s. ParallelModel = the same work sharded over worker threads (one wasm heap each).",
+    "`npm run bench:train` (bench/train.ts). The built-in model on its native engine (ONNX Runtime's MLAS sgemm on the",
+    "model's heap, wasm SIMD elementwise kernels, hand-written backward) and on the tfjs-wasm fallback, fwd + bwd + AdamW",
+    "at context 256 and batched KV-cache sampling, side by side in one run with PyTorch + transformers `LlamaForCausalLM`",
+    "(bench/anchors/torch_llama.py: same shapes, tied embeddings, AdamW, clipping; `generate` with the same sampling) and",
+    "llama.cpp decoding the exported GGUF with the same number of sequences. GFLOP/s = (6·params + attention) FLOPs per",
+    "token × tokens/s. ParallelModel = the batch sharded over worker threads (one heap and native engine each).",
     `Measured on ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}, load average ${load0
       .map((x) => x.toFixed(1))
       .join(
         " ",
       )} → ${load1.map((x) => x.toFixed(1)).join(" ")}${contended ? " (contended: other jobs shared the cores)" : ""}, ${new Date().toISOString().slice(0, 10)}, ${secs.toFixed(0)} s.`,
     `Second core: two threads of plain JS ran at ${probe0.toFixed(2)}x / ${probe1.toFixed(2)}x one thread at the start / end of the run`,
-    "(2.00 = idle second core; a snapshot — single-thread and ParallelModel steps alternate so both see similar load).",
+    "(2.00 = idle second core; a snapshot — the modes' steps alternate so all see similar load).",
     "",
     table,
     "",
-    "What stands between this and a third of one core's sgemm peak (~33 GFLOP/s, ONNX Runtime/OpenBLAS ~80-100 GFLOP/s per",
-    "core): XNNPACK compiled to WebAssembly SIMD (128-bit vectors, no FMA) itself peaks at ~32 GFLOP/s here, so a third of",
-    "native peak is the ceiling of the engine's matmul, not a reachable training rate. Training runs at 70-80 % of that",
-    "ceiling; the rest is attention (many small products, each packing its right-hand side), K-chunked weight-gradient",
-    "products, transposes and elementwise kernels. See docs/model.md for the profile.",
+    'See docs/model.md ("Compute engines") for why the native engine is ONNX Runtime\'s MLAS and where the remaining time goes.',
     "",
   ].join("\n");
   writeSection(path.join(ROOT, "docs", "benchmarks.md"), section);

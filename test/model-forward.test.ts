@@ -1,8 +1,8 @@
 /**
  * The built-in transformer against a plain float64 reference forward, finite-difference gradients, the XNNPACK matmul
- * path, and KV-cache decoding against the full forward pass.
+ * path, and KV-cache decoding against the full forward pass — on each compute engine (native MLAS and tfjs-wasm).
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Transformer, type ModelConfigInput } from "../src/model/index.js";
 import { referenceLogits } from "../src/model/reference.js";
 import { getRuntime } from "../src/model/runtime.js";
@@ -93,157 +93,165 @@ describe("XNNPACK matmul through the runtime", () => {
   });
 });
 
-describe.each(Object.entries(CONFIGS))("transformer (%s)", (_name, cfg) => {
-  it("forward logits match the float64 reference", async () => {
-    const m = await Transformer.create(cfg, { seed: 5, initStd: 0.2 });
-    perturb(m);
-    const toks = [1, 5, 7, 3, 9, 11, 2, 4, 8, 10, 12, 40, 0, 17].map((t) => t % m.config.vocabSize);
-    const ref = referenceLogits({ config: m.config, params: m.params, data: m.getWeights() }, toks);
-    const got = m.logitsAll(toks);
-    let maxDiff = 0;
-    let maxAbs = 0;
-    for (let t = 0; t < toks.length; t++) {
-      for (let v = 0; v < m.config.vocabSize; v++) {
-        maxDiff = Math.max(maxDiff, Math.abs(ref[t][v] - got[t][v]));
-        maxAbs = Math.max(maxAbs, Math.abs(ref[t][v]));
-      }
-    }
-    expect(maxAbs).toBeGreaterThan(0.5);
-    expect(maxDiff / maxAbs).toBeLessThan(1e-5);
-    m.dispose();
-  });
+const ENGINES = ["native", "wasm"] as const;
 
-  it("packed log-probs and entropies equal per-sequence log-softmax of the reference", async () => {
-    const m = await Transformer.create(cfg, { seed: 6, initStd: 0.2 });
-    perturb(m);
-    const seqs = [
-      [3, 1, 4, 1, 5, 9, 2, 6],
-      [2, 7, 1, 8],
-      [9, 9, 9],
-    ];
-    const from = [1, 2, 2];
-    const res = m.computeLogprobs({ sequences: seqs, from });
-    expect(res.logprobs.map((x) => x.length)).toEqual([7, 2, 1]);
-    const w = { config: m.config, params: m.params, data: m.getWeights() };
-    seqs.forEach((s, b) => {
-      const ref = referenceLogits(w, s);
-      for (let t = from[b]; t < s.length; t++) {
-        const ls = logSoftmax(ref[t - 1]);
-        expect(res.logprobs[b][t - from[b]]).toBeCloseTo(ls[s[t]], 4);
-        const ent = -ls.reduce((acc, l) => acc + Math.exp(l) * l, 0);
-        expect(res.entropy[b][t - from[b]]).toBeCloseTo(ent, 4);
-      }
-    });
-    m.dispose();
-  });
+describe.each(ENGINES.flatMap((e) => Object.entries(CONFIGS).map(([n, c]) => [e, n, c] as const)))(
+  "transformer on %s (%s)",
+  (engine, _name, cfg) => {
+    beforeAll(async () => (await getRuntime()).useEngine(engine));
+    afterAll(async () => (await getRuntime()).useEngine("native"));
 
-  it("gradients match float64 finite differences of the reference forward", async () => {
-    const m = await Transformer.create(cfg, { seed: 7, initStd: 0.3 });
-    perturb(m);
-    // Lengths 10, 6 and 12: both the SIMD (width % 4 == 0) and the JS attention-backward paths run.
-    const seqs = [
-      [1, 5, 7, 3, 9, 11, 2, 4, 8, 10],
-      [3, 4, 5, 6, 7, 8],
-      [2, 9, 4, 7, 1, 1, 3, 5, 8, 13, 21, 34],
-    ].map((s) => s.map((t) => t % m.config.vocabSize));
-    const coef = seqs.map((s, b) => Float64Array.from({ length: s.length - 1 }, (_, i) => Math.cos(i + 2 * b)));
-    const lossFn = (lps: Float32Array[]) => {
-      let loss = 0;
-      const grad = lps.map((a, b) => {
-        const g = new Float32Array(a.length);
-        for (let i = 0; i < a.length; i++) {
-          loss += coef[b][i] * a[i];
-          g[i] = coef[b][i];
+    it("forward logits match the float64 reference", async () => {
+      const m = await Transformer.create(cfg, { seed: 5, initStd: 0.2 });
+      perturb(m);
+      const toks = [1, 5, 7, 3, 9, 11, 2, 4, 8, 10, 12, 40, 0, 17].map((t) => t % m.config.vocabSize);
+      const ref = referenceLogits({ config: m.config, params: m.params, data: m.getWeights() }, toks);
+      const got = m.logitsAll(toks);
+      let maxDiff = 0;
+      let maxAbs = 0;
+      for (let t = 0; t < toks.length; t++) {
+        for (let v = 0; v < m.config.vocabSize; v++) {
+          maxDiff = Math.max(maxDiff, Math.abs(ref[t][v] - got[t][v]));
+          maxAbs = Math.max(maxAbs, Math.abs(ref[t][v]));
         }
-        return g;
-      });
-      return { loss, grad };
-    };
-    m.zeroGrad();
-    m.accumulateGradients({ sequences: seqs }, lossFn);
-    const G = m.grads().slice();
-    // The same loss in float64 through the reference forward, differentiated numerically.
-    const data = Float64Array.from(m.getWeights());
-    const w32 = new Float32Array(data.length);
-    const refLoss = (): number => {
-      // The reference reads float32 weights; perturbations are applied in float64 and rounded once, so use a step
-      // large enough to survive the rounding and small enough for the central difference to be exact to ~1e-6.
-      for (let i = 0; i < data.length; i++) w32[i] = data[i];
-      const w = { config: m.config, params: m.params, data: w32 };
-      let loss = 0;
-      seqs.forEach((s, b) => {
-        const logits = referenceLogits(w, s);
-        for (let t = 1; t < s.length; t++) loss += coef[b][t - 1] * logSoftmax(logits[t - 1])[s[t]];
-      });
-      return loss;
-    };
-    let checked = 0;
-    for (const e of m.params) {
-      for (const k of [0, Math.floor(e.size / 2), e.size - 1]) {
-        const i = e.offset + k;
-        const w0 = data[i];
-        const h = 1e-3 * Math.max(1, Math.abs(w0));
-        data[i] = w0 + h;
-        const fp = refLoss();
-        data[i] = w0 - h;
-        const fm = refLoss();
-        data[i] = w0;
-        // The float32 rounding of w0 ± h is the actual step taken.
-        const step = Math.fround(w0 + h) - Math.fround(w0 - h);
-        const num = (fp - fm) / step;
-        const err = Math.abs(num - G[i]);
-        expect(err, `${e.name}[${k}] numeric ${num} analytic ${G[i]}`).toBeLessThan(2e-3 * Math.abs(num) + 1e-4);
-        checked++;
       }
-    }
-    expect(checked).toBe(3 * m.params.length);
-    m.dispose();
-  });
-
-  it("KV-cache prefill + decode steps give the full-forward logits", async () => {
-    const m = await Transformer.create(cfg, { seed: 8, initStd: 0.2 });
-    perturb(m);
-    const rt = m.rt;
-    const maxLen = 24;
-    const seqs = [
-      [4, 8, 15, 16, 23, 42 % m.config.vocabSize, 7, 1, 2, 3],
-      [5, 6],
-      [1, 2, 3, 4, 5, 6, 7],
-    ];
-    const slots = seqs.map(() => rt.allocF32(m.cacheSlotFloats(maxLen)));
-    const prompt = [3, 1, 4];
-    const cache = { slotPtr: slots, maxLen };
-    const first = m.prefill(
-      seqs.map((s) => s.slice(0, prompt[seqs.indexOf(s)])),
-      cache,
-    );
-    const lens = seqs.map((_, i) => prompt[i]);
-    // Check prefill logits, then feed the remaining tokens one by one (sequences of different lengths together).
-    seqs.forEach((s, b) => {
-      const full = m.logitsAll(s);
-      for (let v = 0; v < 5; v++) expect(first[b][v]).toBeCloseTo(full[lens[b] - 1][v], 4);
+      expect(maxAbs).toBeGreaterThan(0.5);
+      expect(maxDiff / maxAbs).toBeLessThan(1e-5);
+      m.dispose();
     });
-    for (let step = 0; step < 9; step++) {
-      const live = seqs.map((s, b) => b).filter((b) => lens[b] < seqs[b].length);
-      if (live.length === 0) break;
-      const out = m.decodeStep(
-        live.map((b) => seqs[b][lens[b]]),
-        live.map((b) => lens[b]),
-        { slotPtr: live.map((b) => slots[b]), maxLen },
-      );
-      live.forEach((b, i) => {
-        const full = m.logitsAll(seqs[b].slice(0, lens[b] + 1));
-        const want = full[lens[b]];
-        let md = 0;
-        for (let v = 0; v < want.length; v++) md = Math.max(md, Math.abs(want[v] - out[i][v]));
-        expect(md).toBeLessThan(1e-4);
-        lens[b]++;
+
+    it("packed log-probs and entropies equal per-sequence log-softmax of the reference", async () => {
+      const m = await Transformer.create(cfg, { seed: 6, initStd: 0.2 });
+      perturb(m);
+      const seqs = [
+        [3, 1, 4, 1, 5, 9, 2, 6],
+        [2, 7, 1, 8],
+        [9, 9, 9],
+      ];
+      const from = [1, 2, 2];
+      const res = m.computeLogprobs({ sequences: seqs, from });
+      expect(res.logprobs.map((x) => x.length)).toEqual([7, 2, 1]);
+      const w = { config: m.config, params: m.params, data: m.getWeights() };
+      seqs.forEach((s, b) => {
+        const ref = referenceLogits(w, s);
+        for (let t = from[b]; t < s.length; t++) {
+          const ls = logSoftmax(ref[t - 1]);
+          expect(res.logprobs[b][t - from[b]]).toBeCloseTo(ls[s[t]], 4);
+          const ent = -ls.reduce((acc, l) => acc + Math.exp(l) * l, 0);
+          expect(res.entropy[b][t - from[b]]).toBeCloseTo(ent, 4);
+        }
       });
-    }
-    for (const s of slots) rt.free(s);
-    m.dispose();
-  });
-});
+      m.dispose();
+    });
+
+    it("gradients match float64 finite differences of the reference forward", async () => {
+      const m = await Transformer.create(cfg, { seed: 7, initStd: 0.3 });
+      perturb(m);
+      // Lengths 10, 6 and 12: both the SIMD (width % 4 == 0) and the JS attention-backward paths run.
+      const seqs = [
+        [1, 5, 7, 3, 9, 11, 2, 4, 8, 10],
+        [3, 4, 5, 6, 7, 8],
+        [2, 9, 4, 7, 1, 1, 3, 5, 8, 13, 21, 34],
+      ].map((s) => s.map((t) => t % m.config.vocabSize));
+      const coef = seqs.map((s, b) => Float64Array.from({ length: s.length - 1 }, (_, i) => Math.cos(i + 2 * b)));
+      const lossFn = (lps: Float32Array[]) => {
+        let loss = 0;
+        const grad = lps.map((a, b) => {
+          const g = new Float32Array(a.length);
+          for (let i = 0; i < a.length; i++) {
+            loss += coef[b][i] * a[i];
+            g[i] = coef[b][i];
+          }
+          return g;
+        });
+        return { loss, grad };
+      };
+      m.zeroGrad();
+      m.accumulateGradients({ sequences: seqs }, lossFn);
+      const G = m.grads().slice();
+      // The same loss in float64 through the reference forward, differentiated numerically.
+      const data = Float64Array.from(m.getWeights());
+      const w32 = new Float32Array(data.length);
+      const refLoss = (): number => {
+        // The reference reads float32 weights; perturbations are applied in float64 and rounded once, so use a step
+        // large enough to survive the rounding and small enough for the central difference to be exact to ~1e-6.
+        for (let i = 0; i < data.length; i++) w32[i] = data[i];
+        const w = { config: m.config, params: m.params, data: w32 };
+        let loss = 0;
+        seqs.forEach((s, b) => {
+          const logits = referenceLogits(w, s);
+          for (let t = 1; t < s.length; t++) loss += coef[b][t - 1] * logSoftmax(logits[t - 1])[s[t]];
+        });
+        return loss;
+      };
+      let checked = 0;
+      for (const e of m.params) {
+        for (const k of [0, Math.floor(e.size / 2), e.size - 1]) {
+          const i = e.offset + k;
+          const w0 = data[i];
+          const h = 1e-3 * Math.max(1, Math.abs(w0));
+          data[i] = w0 + h;
+          const fp = refLoss();
+          data[i] = w0 - h;
+          const fm = refLoss();
+          data[i] = w0;
+          // The float32 rounding of w0 ± h is the actual step taken.
+          const step = Math.fround(w0 + h) - Math.fround(w0 - h);
+          const num = (fp - fm) / step;
+          const err = Math.abs(num - G[i]);
+          expect(err, `${e.name}[${k}] numeric ${num} analytic ${G[i]}`).toBeLessThan(2e-3 * Math.abs(num) + 1e-4);
+          checked++;
+        }
+      }
+      expect(checked).toBe(3 * m.params.length);
+      m.dispose();
+    });
+
+    it("KV-cache prefill + decode steps give the full-forward logits", async () => {
+      const m = await Transformer.create(cfg, { seed: 8, initStd: 0.2 });
+      perturb(m);
+      const rt = m.rt;
+      const maxLen = 24;
+      const seqs = [
+        [4, 8, 15, 16, 23, 42 % m.config.vocabSize, 7, 1, 2, 3],
+        [5, 6],
+        [1, 2, 3, 4, 5, 6, 7],
+      ];
+      const slots = seqs.map(() => rt.allocF32(m.cacheSlotFloats(maxLen)));
+      const prompt = [3, 1, 4];
+      const cache = { slotPtr: slots, maxLen };
+      const first = m.prefill(
+        seqs.map((s) => s.slice(0, prompt[seqs.indexOf(s)])),
+        cache,
+      );
+      const lens = seqs.map((_, i) => prompt[i]);
+      // Check prefill logits, then feed the remaining tokens one by one (sequences of different lengths together).
+      seqs.forEach((s, b) => {
+        const full = m.logitsAll(s);
+        for (let v = 0; v < 5; v++) expect(first[b][v]).toBeCloseTo(full[lens[b] - 1][v], 4);
+      });
+      for (let step = 0; step < 9; step++) {
+        const live = seqs.map((s, b) => b).filter((b) => lens[b] < seqs[b].length);
+        if (live.length === 0) break;
+        const out = m.decodeStep(
+          live.map((b) => seqs[b][lens[b]]),
+          live.map((b) => lens[b]),
+          { slotPtr: live.map((b) => slots[b]), maxLen },
+        );
+        live.forEach((b, i) => {
+          const full = m.logitsAll(seqs[b].slice(0, lens[b] + 1));
+          const want = full[lens[b]];
+          let md = 0;
+          for (let v = 0; v < want.length; v++) md = Math.max(md, Math.abs(want[v] - out[i][v]));
+          expect(md).toBeLessThan(1e-4);
+          lens[b]++;
+        });
+      }
+      for (const s of slots) rt.free(s);
+      m.dispose();
+    });
+  },
+);
 
 describe("training batch handling", () => {
   it("the micro-batched (recompute) path gives the same gradients as one pass", async () => {

@@ -121,6 +121,20 @@ export class WasmRuntime {
     this.native = kernels;
   }
 
+  private readonly ortGemms = new Map<number, OrtGemm>();
+  /**
+   * Switch this runtime's products to an engine (tests and benchmarks compare engines on one model this way; a model's
+   * weights and caches stay valid across the switch). Throws when the native engine cannot load.
+   */
+  useEngine(engine: EngineName, threads = 1): void {
+    if (engine === "wasm") return this.useNative(null);
+    const ort = loadOrtBinding();
+    if (!ort) throw new Error(`native engine unavailable: ${nativeUnavailableReason()}`);
+    let g = this.ortGemms.get(threads);
+    if (!g) this.ortGemms.set(threads, (g = new OrtGemm(ort, threads)));
+    this.useNative(g);
+  }
+
   /** The engine behind the matrix products, e.g. "onnxruntime-mlas (1.30.0, 1 thread)" or "tfjs-wasm xnnpack". */
   get engineName(): string {
     return this.native
@@ -324,7 +338,7 @@ async function initSingle(): Promise<WasmRuntime> {
   if (!backend.wasm) throw new Error("tfjs backend is not the wasm backend");
   const rt = new WasmRuntime(backend.wasm, 1);
   const choice = engineChoice();
-  if (choice.engine === "native") rt.useNative(new OrtGemm(loadOrtBinding()!, choice.threads));
+  if (choice.engine === "native") rt.useEngine("native", choice.threads);
   return rt;
 }
 

@@ -499,6 +499,40 @@ export class Transformer {
     else this.rt.matmulId(a, this.wid("T:" + name), out, m, k, n);
   }
 
+  /**
+   * out[N, d] = res + a[N, k] @ W (a residual branch): on the native engine one accumulating product (after copying
+   * `res` when `out` is another buffer), else a product into `tmp` and an add.
+   */
+  private residualProj(
+    a: number,
+    name: string,
+    res: number,
+    out: number,
+    tmp: number,
+    N: number,
+    k: number,
+    label: string,
+  ): void {
+    const rt = this.rt;
+    const d = this.config.hiddenSize;
+    let t0 = tick();
+    if (rt.hasNative) {
+      if (out !== res) rt.f32().copyWithin(out >> 2, res >> 2, (res >> 2) + N * d);
+      rt.gemm(a, this.paramsPtr + 4 * this.param(name).offset, out, N, k, d, false, false, true);
+      tock(label, t0);
+      return;
+    }
+    rt.matmulId(a, this.wid(name), tmp, N, k, d);
+    tock(label, t0);
+    t0 = tick();
+    const H = rt.f32();
+    const r0 = res >> 2;
+    const o0 = out >> 2;
+    const t_ = tmp >> 2;
+    for (let i = 0; i < N * d; i++) H[o0 + i] = H[r0 + i] + H[t_ + i];
+    tock("residual", t0);
+  }
+
   /** logits[m, V] = x[m, d] @ headᵀ (embed or lm_head, stored [V, d]). */
   private mmHead(x: number, logits: number, m: number): void {
     const c = this.config;
@@ -848,18 +882,7 @@ export class Transformer {
         }
       }
       tock("merge", t0);
-      t0 = tick();
-      rt.matmulId(bufs.ao, this.wid(pre + "wo"), bufs.tmp, N, qDim, d);
-      tock("mm.o", t0);
-      H = rt.f32();
-      t0 = tick();
-      {
-        const x0 = x >> 2;
-        const m0 = xMid >> 2;
-        const t_ = bufs.tmp >> 2;
-        for (let i = 0; i < N * d; i++) H[m0 + i] = H[x0 + i] + H[t_ + i];
-      }
-      tock("residual", t0);
+      this.residualProj(bufs.ao, pre + "wo", x, xMid, bufs.tmp, N, qDim, "mm.o");
 
       // --- MLP
       t0 = tick();
@@ -871,18 +894,7 @@ export class Transformer {
       t0 = tick();
       this.swigluFwd(bufs.gu, bufs.act, N);
       tock("swiglu", t0);
-      t0 = tick();
-      rt.matmulId(bufs.act, this.wid(pre + "wd"), bufs.tmp, N, ffn, d);
-      tock("mm.down", t0);
-      H = rt.f32();
-      t0 = tick();
-      {
-        const m0 = xMid >> 2;
-        const o0 = xOut >> 2;
-        const t_ = bufs.tmp >> 2;
-        for (let i = 0; i < N * d; i++) H[o0 + i] = H[m0 + i] + H[t_ + i];
-      }
-      tock("residual", t0);
+      this.residualProj(bufs.act, pre + "wd", xMid, xOut, bufs.tmp, N, ffn, "mm.down");
 
       if (save) {
         layers.push({
