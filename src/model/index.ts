@@ -53,5 +53,13 @@ export {
 } from "./safetensors.js";
 export { BpeTokenizer, trainBpe, type TrainBpeOptions, type AddedTokenSpec } from "./tokenizer/bpe.js";
 export { HfTokenizer, loadTokenizer, type HfTokenizerOptions } from "./tokenizer/hf.js";
-export { getRuntime as getWasmRuntime, WasmRuntime, type RuntimeOptions } from "./runtime.js";
+export {
+  getRuntime as getWasmRuntime,
+  WasmRuntime,
+  type RuntimeOptions,
+  engineChoice,
+  describeEngine,
+  type EngineChoice,
+  type EngineName,
+} from "./runtime.js";
 export { referenceLogits, type ReferenceWeights } from "./reference.js";

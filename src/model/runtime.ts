@@ -56,6 +56,16 @@ export interface RuntimeOptions {
   threads?: number;
 }
 
+/** One line naming the engine this process runs (for `model info` and the trainers' first progress line). */
+export function describeEngine(): string {
+  const c = engineChoice();
+  if (c.engine === "native") {
+    const v = loadOrtBinding()?.version ?? "?";
+    return `native (onnxruntime-mlas ${v}, ${c.threads} thread${c.threads === 1 ? "" : "s"} per product)`;
+  }
+  return `wasm (tfjs-wasm xnnpack; ${c.reason})`;
+}
+
 /** Which GEMM engine the runtime's matrix products use. */
 export type EngineName = "native" | "wasm";
 

@@ -10,6 +10,7 @@ import { createBuiltinBackend } from "../llm/builtin.js";
 import type { LLMBackend } from "../llm/types.js";
 import { coverExactMatch } from "../metrics/answer.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
+import { type EngineName, getRuntime } from "../model/runtime.js";
 import { Transformer } from "../model/transformer.js";
 import { loadTokenizer } from "../model/tokenizer/hf.js";
 import { getProtocol } from "../protocol/index.js";
@@ -56,9 +57,17 @@ export interface RlComponentsInput extends ModelComponents {
 
 /** The run's model as a built-in Transformer + tokenizer (given, loaded from `init`, or created from `create`). */
 async function buildModel(
-  cfg: { model: { init?: string; create?: Record<string, unknown>; tokenizer?: string }; seed: number },
+  cfg: {
+    model: { init?: string; create?: Record<string, unknown>; tokenizer?: string; engine?: EngineName | "auto" };
+    seed: number;
+  },
   comp: ModelComponents,
 ): Promise<{ model: Transformer; tokenizer: Tokenizer }> {
+  if (cfg.model.engine && cfg.model.engine !== "auto") {
+    // Worker replicas read the choice from the environment they inherit.
+    process.env.SEARCHRL_ENGINE = cfg.model.engine;
+    (await getRuntime()).useEngine(cfg.model.engine);
+  }
   let model = comp.model;
   let tokenizer = comp.tokenizer;
   if (!model) {

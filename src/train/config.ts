@@ -46,6 +46,8 @@ export const ModelRefSchema = z
     create: z.record(z.string(), z.unknown()).optional(),
     /** Tokenizer file for `create` (tokenizer.json). */
     tokenizer: z.string().min(1).optional(),
+    /** Compute engine of the built-in model: auto (native where it loads; SEARCHRL_ENGINE overrides), native, wasm. */
+    engine: z.enum(["auto", "native", "wasm"]).optional(),
   })
   .strict();
 

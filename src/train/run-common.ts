@@ -2,6 +2,7 @@
 import { existsSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { atomicWriteJson } from "../util/fsutil.js";
+import { describeEngine } from "../model/runtime.js";
 import { Progress } from "../util/progress.js";
 import { CheckpointManager, type CheckpointInfo, type TrainerState } from "./checkpoint.js";
 import { MetricsLog, type TrainMetrics } from "./metrics-log.js";
@@ -107,6 +108,7 @@ export function makeProgress(
   extra: () => string,
 ): Progress {
   const p = new Progress({ label, total, unit: "step", silent: hooks.quiet, extra });
+  if (!hooks.quiet) process.stderr.write(`${label}: compute engine ${describeEngine()}\n`);
   if (start > 0) p.set(start);
   return p;
 }

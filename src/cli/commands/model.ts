@@ -10,6 +10,7 @@ import {
   BpeTokenizer,
   Transformer,
   countParameters,
+  describeEngine,
   exportGgufFromCheckpoint,
   fromHfConfig,
   loadTokenizer,
@@ -200,7 +201,7 @@ export const register: RegisterCommands = (_program, groups) => {
         }
         tokenizer = { vocabSize: t.vocabSize, bosTokenId: t.bosTokenId, eosTokenIds: t.eosTokenIds, byteLevelBpe };
       }
-      const info = { dir, config: cfg, parameters: countParameters(cfg), tokenizer, files };
+      const info = { dir, config: cfg, parameters: countParameters(cfg), tokenizer, files, engine: describeEngine() };
       if (raw.json) {
         process.stdout.write(JSON.stringify(info, null, 2) + "\n");
         return;
@@ -215,6 +216,7 @@ export const register: RegisterCommands = (_program, groups) => {
           `  context       ${c.maxPositions} (rope theta ${c.ropeTheta})`,
           `  tokenizer     ${tokenizer ? `${tokenizer.vocabSize} tokens, eos ${JSON.stringify(tokenizer.eosTokenIds)}${tokenizer.byteLevelBpe ? ", byte-level BPE (GGUF-exportable)" : ""}` : "none"}`,
           `  files         ${files.join(", ")}`,
+          `  engine        ${info.engine} (SEARCHRL_ENGINE=native|wasm overrides)`,
         ].join("\n") + "\n",
       );
     });
