@@ -40,10 +40,14 @@ describe("engine selection", () => {
   });
 });
 
-describe("native GEMM forms", () => {
-  it.each([1, 2])("transA × transB × accumulate match a naive product (%i threads)", async (threads) => {
+describe("GEMM forms of each engine", () => {
+  it.each([
+    ["native", 1],
+    ["native", 2],
+    ["wasm", 1],
+  ] as const)("transA × transB × accumulate match a naive product (%s, %i threads)", async (engine, threads) => {
     const rt = await getRuntime();
-    rt.useEngine("native", threads);
+    rt.useEngine(engine, threads);
     for (const [m, k, n] of [
       [37, 53, 29],
       [1, 7, 5],

@@ -49,25 +49,6 @@ export function transposeJs(H: Float32Array, src: number, dst: number, rows: num
   }
 }
 
-/** dst[c, r] += src[r, c]. */
-export function transposeAdd(H: Float32Array, src: number, dst: number, rows: number, cols: number): void {
-  const T = 32;
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(rows, r0 + T);
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(cols, c0 + T);
-      for (let r = r0; r < r1; r++) {
-        const s = src + r * cols;
-        let d = dst + c0 * rows + r;
-        for (let c = c0; c < c1; c++) {
-          H[d] += H[s + c];
-          d += rows;
-        }
-      }
-    }
-  }
-}
-
 /** dst[i] += src[i] for n elements. */
 export function addInto(H: Float32Array, dst: number, src: number, n: number): void {
   for (let i = 0; i < n; i++) H[dst + i] += H[src + i];

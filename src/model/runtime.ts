@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { addInto, transpose } from "./kernels.js";
 import { type GemmKernels, OrtGemm, loadOrtBinding, nativeUnavailableReason } from "./native.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
 
@@ -158,8 +159,10 @@ export class WasmRuntime {
   }
 
   /**
-   * out[m,n] (+)= op(a) @ op(b) on the native engine (`transA`: a stored [k,m]; `transB`: b stored [n,k]). Only valid
-   * when {@link hasNative}.
+   * out[m,n] (+)= op(a) @ op(b) (`transA`: a stored [k,m]; `transB`: b stored [n,k]; `accumulate`: add to out). The
+   * one product form the model is written against: the native engine runs every form directly; on XNNPACK the
+   * transposed operands are copied transposed into scratch buffers and an accumulating product goes through a scratch
+   * result.
    */
   gemm(
     aPtr: number,
@@ -172,14 +175,34 @@ export class WasmRuntime {
     transB: boolean,
     accumulate: boolean,
   ): void {
-    if (!this.native) throw new Error("WasmRuntime.gemm needs the native engine");
-    const t0 = this.profile ? performance.now() : 0;
-    this.refresh();
-    this.native.gemm(this.heapBuf as ArrayBufferLike, aPtr, bPtr, outPtr, m, k, n, transA, transB, accumulate);
-    if (this.profile) {
-      this.matmulMs += performance.now() - t0;
-      this.matmulFlops += 2 * m * k * n;
+    if (m === 0 || n === 0) return;
+    if (this.native) {
+      const t0 = this.profile ? performance.now() : 0;
+      this.refresh();
+      this.native.gemm(this.heapBuf as ArrayBufferLike, aPtr, bPtr, outPtr, m, k, n, transA, transB, accumulate);
+      if (this.profile) {
+        this.matmulMs += performance.now() - t0;
+        this.matmulFlops += 2 * m * k * n;
+      }
+      return;
     }
+    if (k === 0) {
+      if (!accumulate) this.view(outPtr, m * n).fill(0);
+      return;
+    }
+    const at = transA ? this.allocF32(m * k) : aPtr;
+    const bt = transB ? this.allocF32(k * n) : bPtr;
+    const dst = accumulate ? this.allocF32(m * n) : outPtr;
+    const simd = this.simd;
+    if (transA) transpose(this.f32(), aPtr >> 2, at >> 2, k, m, simd);
+    if (transB) transpose(this.f32(), bPtr >> 2, bt >> 2, n, k, simd);
+    const bId = this.register(bt, k * n);
+    this.xnnMatmul(at, bId, dst, m, k, n);
+    this.unregister(bId);
+    if (accumulate) addInto(this.f32(), outPtr >> 2, dst >> 2, m * n);
+    if (transA) this.free(at);
+    if (transB) this.free(bt);
+    if (accumulate) this.free(dst);
   }
 
   private simdCache: SimdKernels | null | undefined;
@@ -265,6 +288,11 @@ export class WasmRuntime {
       this.gemm(aPtr, bPtr, outPtr, m, k, n, false, false, false);
       return;
     }
+    this.xnnMatmul(aPtr, bId, outPtr, m, k, n);
+  }
+
+  /** The XNNPACK product itself (b registered under `bId`). */
+  private xnnMatmul(aPtr: number, bId: number, outPtr: number, m: number, k: number, n: number): void {
     const t0 = this.profile ? performance.now() : 0;
     const aId = this.register(aPtr, m * k);
     const oId = this.register(outPtr, m * n);

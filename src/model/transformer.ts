@@ -23,8 +23,6 @@ import {
   rmsnormBackward,
   swiglu,
   swigluBackward,
-  transpose,
-  transposeAdd,
 } from "./kernels.js";
 import { type WasmRuntime, getRuntime } from "./runtime.js";
 
@@ -253,12 +251,6 @@ export class Transformer {
   private version = 1;
   private idVersion = 0;
   private readonly ids = new Map<string, number>();
-  private tVersion = 0;
-  /** Transposed copies of the projections for the backward pass ([out, in]) and of the output head ([d, V]). */
-  private readonly tPtr = new Map<string, number>();
-  private headTVersion = 0;
-  private headTPtr = 0;
-  private headTId = 0;
   private readonly ropeCos: Float32Array;
   private readonly ropeSin: Float32Array;
   private disposed = false;
@@ -428,10 +420,6 @@ export class Transformer {
     if (this.disposed) return;
     for (const id of this.ids.values()) this.rt.unregister(id);
     this.ids.clear();
-    for (const p of this.tPtr.values()) this.rt.free(p);
-    this.tPtr.clear();
-    if (this.headTId) this.rt.unregister(this.headTId);
-    if (this.headTPtr) this.rt.free(this.headTPtr);
     if (this.ropeHeap) for (const p of [this.ropeHeap.cos, this.ropeHeap.sin, this.ropeHeap.sinInv]) this.rt.free(p);
     this.rt.free(this.paramsPtr);
     if (this.gradsPtr) this.rt.free(this.gradsPtr);
@@ -443,7 +431,7 @@ export class Transformer {
   }
 
   // ---------------------------------------------------------------------------------------------------------------
-  // Weight ids and transposed copies
+  // Weight operands
 
   /** Kernel id of a weight used as the right-hand matmul operand, valid for the current weights version. */
   private wid(name: string): number {
@@ -454,105 +442,36 @@ export class Transformer {
     }
     let id = this.ids.get(name);
     if (id === undefined) {
-      if (name.startsWith("T:")) {
-        const p = this.tPtr.get(name);
-        if (p === undefined) throw new Error(`internal: transposed ${name} missing`);
-        const e = this.param(name.slice(2));
-        id = this.rt.register(p, e.size);
-      } else if (name === "headT") {
-        id = this.rt.register(this.headTPtr, this.config.vocabSize * this.config.hiddenSize);
-      } else {
-        const e = this.param(name);
-        id = this.rt.register(this.paramsPtr + e.offset * 4, e.size);
-      }
+      const e = this.param(name);
+      id = this.rt.register(this.paramsPtr + e.offset * 4, e.size);
       this.ids.set(name, id);
     }
     return id;
   }
 
-  /** Make sure the transposed projections ([out, in]) exist for the current weights (backward pass). */
-  private ensureTransposes(): void {
-    if (this.tVersion === this.version) return;
-    for (const e of this.params) {
-      const leaf = e.name.split(".").pop();
-      if (leaf !== "wqkv" && leaf !== "wo" && leaf !== "wgu" && leaf !== "wd") continue;
-      const key = `T:${e.name}`;
-      let p = this.tPtr.get(key);
-      if (p === undefined) {
-        p = this.rt.allocF32(e.size);
-        this.tPtr.set(key, p);
-      }
-      const H = this.rt.f32();
-      transpose(H, (this.paramsPtr >> 2) + e.offset, p >> 2, e.shape[0], e.shape[1], this.rt.simd);
-    }
-    // ids of T: entries are keyed by version through wid().
-    this.tVersion = this.version;
+  /** Byte pointer of a parameter tensor. */
+  private wptr(name: string): number {
+    return this.paramsPtr + 4 * this.param(name).offset;
   }
 
-  /**
-   * out[m, n] = a[m, k] @ Wᵀ for the projection `name` stored [n, k] (the input gradient of `x @ W`): a transposed
-   * product on the native engine, the cached transposed copy on XNNPACK.
-   */
+  /** out[m, n] = a[m, k] @ Wᵀ for the projection `name` stored [n, k] (the input gradient of `x @ W`). */
   private mmWT(a: number, name: string, out: number, m: number, k: number, n: number): void {
-    if (this.rt.hasNative)
-      this.rt.gemm(a, this.paramsPtr + 4 * this.param(name).offset, out, m, k, n, false, true, false);
-    else this.rt.matmulId(a, this.wid("T:" + name), out, m, k, n);
+    this.rt.gemm(a, this.wptr(name), out, m, k, n, false, true, false);
   }
 
-  /**
-   * out[N, d] = res + a[N, k] @ W (a residual branch): on the native engine one accumulating product (after copying
-   * `res` when `out` is another buffer), else a product into `tmp` and an add.
-   */
-  private residualProj(
-    a: number,
-    name: string,
-    res: number,
-    out: number,
-    tmp: number,
-    N: number,
-    k: number,
-    label: string,
-  ): void {
-    const rt = this.rt;
+  /** out[N, d] = res + a[N, k] @ W (a residual branch; `out` may be `res`). */
+  private residualProj(a: number, name: string, res: number, out: number, N: number, k: number, label: string): void {
+    const t0 = tick();
     const d = this.config.hiddenSize;
-    let t0 = tick();
-    if (rt.hasNative) {
-      if (out !== res) rt.f32().copyWithin(out >> 2, res >> 2, (res >> 2) + N * d);
-      rt.gemm(a, this.paramsPtr + 4 * this.param(name).offset, out, N, k, d, false, false, true);
-      tock(label, t0);
-      return;
-    }
-    rt.matmulId(a, this.wid(name), tmp, N, k, d);
+    if (out !== res) this.rt.f32().copyWithin(out >> 2, res >> 2, (res >> 2) + N * d);
+    this.rt.gemm(a, this.wptr(name), out, N, k, d, false, false, true);
     tock(label, t0);
-    t0 = tick();
-    const H = rt.f32();
-    const r0 = res >> 2;
-    const o0 = out >> 2;
-    const t_ = tmp >> 2;
-    for (let i = 0; i < N * d; i++) H[o0 + i] = H[r0 + i] + H[t_ + i];
-    tock("residual", t0);
   }
 
   /** logits[m, V] = x[m, d] @ headᵀ (embed or lm_head, stored [V, d]). */
   private mmHead(x: number, logits: number, m: number): void {
     const c = this.config;
-    if (this.rt.hasNative) {
-      const head = this.paramsPtr + 4 * this.param(this.headName()).offset;
-      this.rt.gemm(x, head, logits, m, c.hiddenSize, c.vocabSize, false, true, false);
-    } else this.rt.matmulId(x, this.headT(), logits, m, c.hiddenSize, c.vocabSize);
-  }
-
-  /** The output head as [d, V] for the forward matmul (transposed copy of embed or lm_head). */
-  private headT(): number {
-    if (this.headTVersion !== this.version || !this.headTPtr) {
-      const c = this.config;
-      if (!this.headTPtr) this.headTPtr = this.rt.allocF32(c.vocabSize * c.hiddenSize);
-      const e = this.param(c.tieEmbeddings ? "embed" : "lm_head");
-      const H = this.rt.f32();
-      transpose(H, (this.paramsPtr >> 2) + e.offset, this.headTPtr >> 2, c.vocabSize, c.hiddenSize, this.rt.simd);
-      this.headTVersion = this.version;
-    }
-    return this.wid("headT");
+    this.rt.gemm(x, this.wptr(this.headName()), logits, m, c.hiddenSize, c.vocabSize, false, true, false);
   }
 
   private ropeHeap: { cos: number; sin: number; sinInv: number } | null | undefined;
@@ -688,7 +607,6 @@ export class Transformer {
       qh: number;
       kh: number;
       vh: number;
-      kt: number;
       P: number;
       oh: number;
       ao: number;
@@ -704,7 +622,6 @@ export class Transformer {
       qh: arena.f32(N * qDim),
       kh: arena.f32(N * kvDim),
       vh: arena.f32(N * kvDim),
-      kt: arena.f32(N * kvDim),
       P: arena.f32(save ? pTotal : rep * maxT * maxT),
       oh: arena.f32(N * qDim),
       ao: arena.f32(N * qDim),
@@ -746,7 +663,6 @@ export class Transformer {
         const qh0 = bufs.qh >> 2;
         const kh0 = bufs.kh >> 2;
         const vh0 = bufs.vh >> 2;
-        const kt0 = bufs.kt >> 2;
         const cos = this.ropeCos;
         const sin = this.ropeSin;
         for (let b = 0; b < nSeq; b++) {
@@ -822,9 +738,6 @@ export class Transformer {
               for (let e = 0; e < dh; e++) H[vdst + e] = H[vsrc + e];
             }
           }
-          // K^T per kv head ([dh, T], the right-hand operand of Q K^T).
-          for (let g = 0; g < Hkv; g++)
-            if (!rt.hasNative) transpose(H, kh0 + kBase + g * T * dh, kt0 + kBase + g * T * dh, T, dh, this.rt.simd);
           if (cache) {
             // Slot layout: for each layer and kv head, K [maxLen, dh] then V [maxLen, dh].
             const slot = cache.slotPtr[b] >> 2;
@@ -847,13 +760,11 @@ export class Transformer {
         if (T === 0) continue;
         for (let g = 0; g < Hkv; g++) {
           const qPtr = bufs.qh + 4 * (s0 * qDim + g * rep * T * dh);
-          const ktPtr = bufs.kt + 4 * (s0 * kvDim + g * T * dh);
+          const kPtr = bufs.kh + 4 * (s0 * kvDim + g * T * dh);
           const vPtr = bufs.vh + 4 * (s0 * kvDim + g * T * dh);
           const pPtr = save ? bufs.P + 4 * (pOff[b] + g * rep * T * T) : bufs.P;
           t0 = tick();
-          if (rt.hasNative)
-            rt.gemm(qPtr, bufs.kh + 4 * (s0 * kvDim + g * T * dh), pPtr, rep * T, dh, T, false, true, false);
-          else rt.matmulPtr(qPtr, ktPtr, pPtr, rep * T, dh, T);
+          rt.gemm(qPtr, kPtr, pPtr, rep * T, dh, T, false, true, false);
           tock("mm.attn", t0);
           t0 = tick();
           causalMaskedSoftmax(rt, pPtr, rep * T, T);
@@ -882,7 +793,7 @@ export class Transformer {
         }
       }
       tock("merge", t0);
-      this.residualProj(bufs.ao, pre + "wo", x, xMid, bufs.tmp, N, qDim, "mm.o");
+      this.residualProj(bufs.ao, pre + "wo", x, xMid, N, qDim, "mm.o");
 
       // --- MLP
       t0 = tick();
@@ -894,7 +805,7 @@ export class Transformer {
       t0 = tick();
       this.swigluFwd(bufs.gu, bufs.act, N);
       tock("swiglu", t0);
-      this.residualProj(bufs.act, pre + "wd", xMid, xOut, bufs.tmp, N, ffn, "mm.down");
+      this.residualProj(bufs.act, pre + "wd", xMid, xOut, N, ffn, "mm.down");
 
       if (save) {
         layers.push({
@@ -914,7 +825,6 @@ export class Transformer {
         });
         // Free what the backward pass does not need.
         arena.free(bufs.qkv);
-        arena.free(bufs.kt);
         arena.free(bufs.oh);
         arena.free(bufs.tmp);
       }
@@ -1234,10 +1144,8 @@ export class Transformer {
   // Backward
 
   /**
-   * dW[in, out] += X^T[in, N] @ dY[N, out]. XNNPACK has no blocking over the reduction dimension, so a long N (all
-   * tokens of the batch) streams its panels from memory; the product is therefore summed over chunks of
-   * `tuning.wgradChunk` tokens (1024). The larger of in/out becomes the row dimension of each chunk product (the other
-   * operand is the one XNNPACK packs).
+   * dW[in, out] += X^T[in, N] @ dY[N, out], summed over chunks of `chunkTokens` tokens (XNNPACK does not block over
+   * the reduction, so a long N would stream its panels from memory; on the native engine the chunks cost nothing).
    */
   private weightGrad(
     X: number,
@@ -1246,42 +1154,16 @@ export class Transformer {
     inDim: number,
     outDim: number,
     gOff: number,
-    arena: Arena,
-    rowsIn = inDim >= outDim,
     chunkTokens = this.tuning.wgradChunk,
   ): void {
-    const rt = this.rt;
-    if (rt.hasNative) {
-      // One accumulating product: MLAS blocks the reduction itself.
-      const t0 = tick();
-      rt.gemm(X, dY, this.gradsPtr + 4 * gOff, inDim, N, outDim, true, false, true);
-      tock("mm.wgrad", t0);
-      return;
-    }
+    const t0 = tick();
     const chunk = Math.max(1, Math.min(N, chunkTokens));
-    const M = rowsIn ? inDim : outDim;
-    const at = arena.f32(M * chunk);
-    const tmp = arena.f32(inDim * outDim);
-    const G = (this.gradsPtr >> 2) + gOff;
+    const G = this.gradsPtr + 4 * gOff;
     for (let c0 = 0; c0 < N; c0 += chunk) {
       const c = Math.min(chunk, N - c0);
-      let t0 = tick();
-      let H = rt.f32();
-      if (rowsIn) transpose(H, (X >> 2) + c0 * inDim, at >> 2, c, inDim, this.rt.simd);
-      else transpose(H, (dY >> 2) + c0 * outDim, at >> 2, c, outDim, this.rt.simd);
-      tock("bwd.transpose", t0);
-      t0 = tick();
-      if (rowsIn) rt.matmulPtr(at, dY + 4 * c0 * outDim, tmp, inDim, c, outDim);
-      else rt.matmulPtr(at, X + 4 * c0 * inDim, tmp, outDim, c, inDim);
-      tock("mm.wgrad", t0);
-      t0 = tick();
-      H = rt.f32();
-      if (rowsIn) addInto(H, G, tmp >> 2, inDim * outDim);
-      else transposeAdd(H, tmp >> 2, G, outDim, inDim);
-      tock("bwd.accum", t0);
+      this.rt.gemm(X + 4 * c0 * inDim, dY + 4 * c0 * outDim, G, inDim, c, outDim, true, false, true);
     }
-    arena.free(tmp);
-    arena.free(at);
+    tock("mm.wgrad", t0);
   }
 
   private backward(
@@ -1311,7 +1193,6 @@ export class Transformer {
     const W0 = this.paramsPtr >> 2;
     const G0 = this.gradsPtr >> 2;
     const R = rows.length;
-    if (!this.rt.hasNative) this.ensureTransposes();
     this.ropeTables();
 
     // --- output head: dlogits = g * (onehot - p), in place over probs.
@@ -1342,7 +1223,7 @@ export class Transformer {
       rt.matmulId(probs, this.wid(this.headName()), dxr, R, V, d);
       tock("mm.head", t0);
       // dHead[V, d] += dlogits^T @ xr (chunks of transposed dlogits as the long row dimension).
-      this.weightGrad(probs, xr, R, V, d, this.param(this.headName()).offset, arena, V >= d, this.tuning.headChunk);
+      this.weightGrad(probs, xr, R, V, d, this.param(this.headName()).offset, this.tuning.headChunk);
       H = rt.f32();
       const dx0 = dxf >> 2;
       const r0 = dxr >> 2;
@@ -1380,7 +1261,7 @@ export class Transformer {
       t0 = tick();
       this.mmWT(dx, pre + "wd", dact, N, d, ffn);
       tock("mm.down", t0);
-      this.weightGrad(s.act, dx, N, ffn, d, this.param(pre + "wd").offset, arena);
+      this.weightGrad(s.act, dx, N, ffn, d, this.param(pre + "wd").offset);
       const dgu = arena.f32(N * 2 * ffn);
       t0 = tick();
       const simd = ffn % 4 === 0 ? rt.simd : null;
@@ -1388,7 +1269,7 @@ export class Transformer {
       else swigluBackward(rt.f32(), s.gu >> 2, dact >> 2, dgu >> 2, N, ffn);
       tock("bwd.swiglu", t0);
       arena.free(dact);
-      this.weightGrad(s.xn2, dgu, N, d, 2 * ffn, this.param(pre + "wgu").offset, arena);
+      this.weightGrad(s.xn2, dgu, N, d, 2 * ffn, this.param(pre + "wgu").offset);
       const dxn2 = arena.f32(N * d);
       t0 = tick();
       this.mmWT(dgu, pre + "wgu", dxn2, N, 2 * ffn, d);
@@ -1417,7 +1298,7 @@ export class Transformer {
       t0 = tick();
       this.mmWT(dxMid, pre + "wo", dao, N, d, qDim);
       tock("mm.o", t0);
-      this.weightGrad(s.ao, dxMid, N, qDim, d, this.param(pre + "wo").offset, arena);
+      this.weightGrad(s.ao, dxMid, N, qDim, d, this.param(pre + "wo").offset);
       // Split dao into head layout (same layout as qh).
       const doh = arena.f32(N * qDim);
       t0 = tick();
@@ -1445,8 +1326,6 @@ export class Transformer {
       let maxT = 0;
       for (let b = 0; b < nSeq; b++) maxT = Math.max(maxT, start[b + 1] - start[b]);
       const dP = arena.f32(rep * maxT * maxT);
-      const tBuf = arena.f32(rep * maxT * maxT);
-      const vt = arena.f32(maxT * dh);
       for (let b = 0; b < nSeq; b++) {
         const s0 = start[b];
         const T = start[b + 1] - s0;
@@ -1456,58 +1335,23 @@ export class Transformer {
           const kvOffB = 4 * (s0 * kvDim + g * T * dh);
           const pPtr = s.P + 4 * (st.pOff[b] + g * rep * T * T);
           const rows_ = rep * T;
-          if (rt.hasNative) {
-            // The same products with the transposes folded into the kernels.
-            t0 = tick();
-            rt.gemm(doh + qOffB, s.vh + kvOffB, dP, rows_, dh, T, false, true, false);
-            rt.gemm(pPtr, doh + qOffB, dvh + kvOffB, T, rows_, dh, true, false, false);
-            tock("mm.attn", t0);
-            t0 = tick();
-            if (T % 4 === 0 && rt.simd) rt.simd.softmax_bwd(pPtr, dP, rows_, T);
-            else causalSoftmaxBackward(rt.f32(), pPtr >> 2, dP >> 2, rows_, T);
-            tock("bwd.softmax", t0);
-            t0 = tick();
-            rt.gemm(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh, false, false, false);
-            rt.gemm(dP, s.qh + qOffB, dkh + kvOffB, T, rows_, dh, true, false, false);
-            tock("mm.attn", t0);
-            continue;
-          }
-          // dP = dO Vt
+          // dP = dO Vᵀ; dV = Pᵀ dO
           t0 = tick();
-          H = rt.f32();
-          transpose(H, (s.vh + kvOffB) >> 2, vt >> 2, T, dh, this.rt.simd);
-          tock("bwd.transpose", t0);
-          t0 = tick();
-          rt.matmulPtr(doh + qOffB, vt, dP, rows_, dh, T);
-          // dV = P^T dO
-          tock("mm.attn", t0);
-          t0 = tick();
-          H = rt.f32();
-          transpose(H, pPtr >> 2, tBuf >> 2, rows_, T, this.rt.simd);
-          tock("bwd.transpose", t0);
-          t0 = tick();
-          rt.matmulPtr(tBuf, doh + qOffB, dvh + kvOffB, T, rows_, dh);
+          rt.gemm(doh + qOffB, s.vh + kvOffB, dP, rows_, dh, T, false, true, false);
+          rt.gemm(pPtr, doh + qOffB, dvh + kvOffB, T, rows_, dh, true, false, false);
           tock("mm.attn", t0);
           // dS
           t0 = tick();
           if (T % 4 === 0 && rt.simd) rt.simd.softmax_bwd(pPtr, dP, rows_, T);
           else causalSoftmaxBackward(rt.f32(), pPtr >> 2, dP >> 2, rows_, T);
           tock("bwd.softmax", t0);
-          // dQ = dS K ; dK = dS^T Q
+          // dQ = dS K; dK = dSᵀ Q
           t0 = tick();
-          rt.matmulPtr(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh);
-          tock("mm.attn", t0);
-          t0 = tick();
-          H = rt.f32();
-          transpose(H, dP >> 2, tBuf >> 2, rows_, T, this.rt.simd);
-          tock("bwd.transpose", t0);
-          t0 = tick();
-          rt.matmulPtr(tBuf, s.qh + qOffB, dkh + kvOffB, T, rows_, dh);
+          rt.gemm(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh, false, false, false);
+          rt.gemm(dP, s.qh + qOffB, dkh + kvOffB, T, rows_, dh, true, false, false);
           tock("mm.attn", t0);
         }
       }
-      arena.free(vt);
-      arena.free(tBuf);
       arena.free(dP);
       arena.free(doh);
       // Merge into dqkv with inverse RoPE (and the q scale).
@@ -1599,7 +1443,7 @@ export class Transformer {
       arena.free(dkh);
       arena.free(dvh);
       if (c.attentionBias) colSumInto(rt.f32(), dqkv >> 2, G0 + this.param(pre + "bqkv").offset, N, qkvDim);
-      this.weightGrad(s.xn1, dqkv, N, d, qkvDim, this.param(pre + "wqkv").offset, arena);
+      this.weightGrad(s.xn1, dqkv, N, d, qkvDim, this.param(pre + "wqkv").offset);
       const dxn1 = arena.f32(N * d);
       t0 = tick();
       this.mmWT(dqkv, pre + "wqkv", dxn1, N, qkvDim, d);
