@@ -18,6 +18,8 @@ const int = (min: number) => z.coerce.number().int().min(min);
 
 const ServeAgentOptions = z.object({
   llm: z.string().min(1),
+  chatMode: z.enum(["protocol", "tool"]).optional(),
+  llmBaseUrl: z.string().url().optional(),
   retriever: z.string().min(1),
   protocol: z.string().refine((p) => (PROTOCOL_NAMES as readonly string[]).includes(p), {
     message: `must be one of ${PROTOCOL_NAMES.join(", ")}`,
@@ -61,8 +63,10 @@ export const register: RegisterCommands = (_program, groups) => {
     )
     .requiredOption(
       "--llm <spec>",
-      "LLM: an OpenAI-compatible URL (http://host:port/v1#model), a .gguf file, or a built-in checkpoint folder",
+      "LLM: an OpenAI-compatible URL (http://host:port/v1#model), a .gguf file, a built-in checkpoint folder, or a chat model (openai:MODEL, anthropic:MODEL, google:MODEL, ollama:MODEL, openai-compatible:URL#MODEL)",
     )
+    .option("--chat-mode <mode>", "chat models: protocol (tags; default) | tool (a search tool)")
+    .option("--llm-base-url <url>", "chat models: the provider's API base URL (default: its *_BASE_URL variable)")
     .requiredOption("--retriever <spec>", "retriever: a retrieval server URL, an index folder, or web:PROVIDER")
     .requiredOption("--protocol <name>", `response protocol (${PROTOCOL_NAMES.join(", ")})`)
     .option("--port <n>", "port (0 = any free port)", "8000")
@@ -124,6 +128,10 @@ export const register: RegisterCommands = (_program, groups) => {
         ...(o.model ? { model: o.model } : {}),
         ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
         onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        chat: {
+          ...(o.chatMode ? { searchMode: o.chatMode } : {}),
+          ...(o.llmBaseUrl ? { baseUrl: o.llmBaseUrl } : {}),
+        },
       });
       let retriever;
       try {
