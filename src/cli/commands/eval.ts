@@ -171,6 +171,8 @@ export const register: RegisterCommands = (program) => {
       });
       if (o.chatMode && !isChatBackend(backend))
         throw new Error("eval: --chat-mode applies to chat models only (--llm openai:MODEL, ...)");
+      // A chat backend reports the AI SDK's warnings itself (the warning: lines); no second copy on the console.
+      if (isChatBackend(backend)) (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS = false;
       let retriever: Retriever | undefined;
       try {
         if (o.retriever && mode !== "no-retrieval") {

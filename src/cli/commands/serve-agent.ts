@@ -5,6 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { isChatBackend } from "../../llm/chat/types.js";
 import { createBackend } from "../../llm/index.js";
 import { getProtocol, PROTOCOL_NAMES } from "../../protocol/index.js";
 import type { ChatTemplateName } from "../../protocol/types.js";
@@ -133,6 +134,12 @@ export const register: RegisterCommands = (_program, groups) => {
           ...(o.llmBaseUrl ? { baseUrl: o.llmBaseUrl } : {}),
         },
       });
+      // A chat backend reports the AI SDK's warnings itself (the warning: lines); no second copy on the console.
+      if (isChatBackend(backend)) (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS = false;
+      else if (o.chatMode) {
+        await backend.close();
+        throw new Error("--chat-mode applies to chat models only (--llm openai:MODEL, ...)");
+      }
       let retriever;
       try {
         retriever = await openRetriever(o.retriever);
