@@ -36,6 +36,12 @@ function questionOf(body: Record<string, unknown>): string {
  */
 const genericModel: Script = (req) => {
   const conv = conversationText(req.body);
+  const baseline = /^Answer the question/.exec(questionOf(req.body));
+  if (baseline) {
+    // The baselines' prompt: answer at once (naive RAG: with the first document's title).
+    const d = /Documents:\\n\(1\)(.*?) {3}/.exec(conv);
+    return { text: `<answer>${d ? d[1] : "unknown"}</answer>` };
+  }
   const q = questionOf(req.body).replace(/[<>|]/g, " ");
   if (req.body.tools) {
     const m = /Doc 1 \(Title: ([^)\\]*)\)/.exec(conv);
@@ -154,6 +160,38 @@ describe("searchrl eval --llm openai:gpt-4o-mini (double)", () => {
       }
     });
   }
+
+  it("the baselines with a chat model: no-retrieval and naive-rag", async () => {
+    for (const mode of ["no-retrieval", "naive-rag"]) {
+      const out = path.join(dir, `baseline-${mode}.jsonl`);
+      const summary = JSON.parse(
+        await runCli([
+          "eval",
+          "--dataset",
+          "bamboogle",
+          "--llm",
+          "openai:gpt-4o-mini",
+          "--llm-base-url",
+          double.url,
+          "--mode",
+          mode,
+          ...(mode === "naive-rag" ? ["--retriever", index] : []),
+          "--out",
+          out,
+          "--limit",
+          "2",
+          "--quiet",
+          "--json",
+        ]),
+      ) as Record<string, unknown>;
+      expect(summary).toMatchObject({ count: 2, failed: 0, chat_mode: "protocol" });
+      for (const r of records(out)) {
+        expect(r.stop_reason_final).toBe("finished");
+        expect(r.retrievals).toBe(mode === "naive-rag" ? 1 : 0);
+        expect(r.pred_ans).not.toBe(mode === "naive-rag" ? "unknown" : "");
+      }
+    }
+  });
 
   it("refuses to mix a tool-mode run into a protocol-mode results file", async () => {
     const out = path.join(dir, "protocol-bamboogle.jsonl");
