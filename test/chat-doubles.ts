@@ -9,7 +9,9 @@
  * - Anthropic messages: `POST /v1/messages` (JSON with `text` / `tool_use` content blocks, `stop_reason`,
  *   `stop_sequence`; SSE `message_start` … `message_stop` with `input_json_delta`), `x-api-key`;
  * - Ollama's OpenAI-compatible chat endpoint (`POST /v1/chat/completions`, what searchrl's `ollama:` spec calls): no
- *   key, `system_fingerprint: "fp_ollama"`, tool calls streamed whole in one chunk.
+ *   key, `system_fingerprint: "fp_ollama"`, tool calls streamed whole in one chunk;
+ * - Gemini: `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (`candidates[].content.parts`
+ *   with `text` / `functionCall`, `finishReason: "STOP"`, `usageMetadata`), `x-goog-api-key`.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -46,7 +48,7 @@ export interface ChatDouble {
   close(): Promise<void>;
 }
 
-type Flavor = "openai" | "anthropic" | "ollama";
+type Flavor = "openai" | "anthropic" | "ollama" | "google";
 
 function cutAtStop(text: string, stops: readonly string[]): { text: string; stop: string | null } {
   let best: { i: number; s: string } | null = null;
@@ -64,7 +66,12 @@ function pieces(s: string, n = 7): string[] {
 }
 
 function stopsOf(flavor: Flavor, body: Record<string, unknown>): string[] {
-  const v = flavor === "anthropic" ? body.stop_sequences : body.stop;
+  const v =
+    flavor === "anthropic"
+      ? body.stop_sequences
+      : flavor === "google"
+        ? (body.generationConfig as Record<string, unknown> | undefined)?.stopSequences
+        : body.stop;
   if (typeof v === "string") return [v];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
@@ -214,6 +221,42 @@ function replyAnthropic(res: http.ServerResponse, body: Record<string, unknown>,
   res.end();
 }
 
+function replyGoogle(res: http.ServerResponse, body: Record<string, unknown>, r: ScriptedReply, stream: boolean): void {
+  const cut = cutAtStop(r.text ?? "", stopsOf("google", body));
+  const calls = cut.stop === null ? (r.toolCalls ?? []) : [];
+  const parts: Array<Record<string, unknown>> = [];
+  if (cut.text !== "") parts.push({ text: cut.text });
+  for (const c of calls) {
+    let args: unknown;
+    try {
+      args = JSON.parse(c.arguments);
+    } catch {
+      args = {};
+    }
+    parts.push({ functionCall: { name: c.name, args } });
+  }
+  const usageMetadata = {
+    promptTokenCount: 17,
+    candidatesTokenCount: Math.ceil(cut.text.length / 4) + 1,
+    totalTokenCount: 18 + Math.ceil(cut.text.length / 4),
+  };
+  const done = { content: { role: "model", parts }, finishReason: "STOP", index: 0 };
+  if (!stream) {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ candidates: [done], usageMetadata, modelVersion: "double" }));
+    return;
+  }
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  const textParts = pieces(cut.text);
+  textParts.forEach((t) => sse(res, { candidates: [{ content: { role: "model", parts: [{ text: t }] }, index: 0 }] }));
+  const rest = parts.filter((p) => p.functionCall);
+  sse(res, {
+    candidates: [{ ...done, content: { role: "model", parts: rest.length > 0 ? rest : [{ text: "" }] } }],
+    usageMetadata,
+  });
+  res.end();
+}
+
 /** Start a double of `flavor` that answers with `script`. */
 export async function startChatDouble(
   flavor: Flavor,
@@ -227,7 +270,8 @@ export async function startChatDouble(
     req.on("end", () => {
       const path = req.url ?? "";
       const want = flavor === "anthropic" ? "/v1/messages" : "/v1/chat/completions";
-      if (req.method !== "POST" || path !== want) {
+      const google = /^\/v1beta\/models\/[^/:]+:(generateContent|streamGenerateContent\?alt=sse)$/.exec(path);
+      if (req.method !== "POST" || (flavor === "google" ? !google : path !== want)) {
         res.writeHead(404, { "content-type": "application/json" });
         res.end(JSON.stringify({ error: { message: `no route ${req.method} ${path}` } }));
         return;
@@ -244,7 +288,11 @@ export async function startChatDouble(
       requests.push(dr);
       if (opts.apiKey !== undefined) {
         const given =
-          flavor === "anthropic" ? req.headers["x-api-key"] : req.headers.authorization?.replace(/^Bearer /, "");
+          flavor === "anthropic"
+            ? req.headers["x-api-key"]
+            : flavor === "google"
+              ? req.headers["x-goog-api-key"]
+              : req.headers.authorization?.replace(/^Bearer /, "");
         if (given !== opts.apiKey) {
           res.writeHead(401, { "content-type": "application/json" });
           // Real APIs echo (part of) a wrong key in the message: the client must redact it.
@@ -265,14 +313,15 @@ export async function startChatDouble(
         );
         return;
       }
-      if (flavor === "anthropic") replyAnthropic(res, body, reply);
+      if (flavor === "google") replyGoogle(res, body, reply, google![1] !== "generateContent");
+      else if (flavor === "anthropic") replyAnthropic(res, body, reply);
       else replyOpenAI(flavor, res, body, reply);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `http://127.0.0.1:${port}/${flavor === "google" ? "v1beta" : "v1"}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
@@ -300,5 +349,5 @@ export function lastMessageText(body: Record<string, unknown>): string {
 
 /** Every message text of a chat request joined (to look for documents or tool results anywhere). */
 export function conversationText(body: Record<string, unknown>): string {
-  return JSON.stringify(body.messages ?? []);
+  return JSON.stringify(body.messages ?? body.contents ?? []);
 }

@@ -34,7 +34,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function double(flavor: "openai" | "anthropic" | "ollama", script: Script, apiKey?: string): Promise<ChatDouble> {
+async function double(
+  flavor: "openai" | "anthropic" | "ollama" | "google",
+  script: Script,
+  apiKey?: string,
+): Promise<ChatDouble> {
   const d = await startChatDouble(flavor, script, apiKey !== undefined ? { apiKey } : {});
   doubles.push(d);
   return d;
@@ -396,6 +400,23 @@ describe("chat backends: Ollama chat (double of its OpenAI-compatible endpoint)"
     expectEventsSpellResponse(events, t);
     expect(d.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
     expect(d.requests[0].body.model).toBe("qwen2.5:7b");
+  });
+});
+
+describe("chat backends: Gemini (double)", () => {
+  it("protocol mode (JSON) and tool mode (streamed functionCall)", async () => {
+    const d = await double("google", (req, n) => (req.body.tools ? toolScript(req, n) : protocolScript(req, n)), KEY);
+    const backend = createChatBackend("gemini:gemini-2.0-flash", { apiKey: KEY, baseUrl: d.url });
+    const item = { id: "q1", question: "What is the capital of France?" };
+    const [p] = await runRollouts({ protocol, backend, retriever, mode: "eval", items: [item] });
+    expectParis(p, "protocol");
+    expect(d.requests[0].path).toBe("/v1beta/models/gemini-2.0-flash:generateContent");
+    expect(d.requests[0].headers["x-goog-api-key"]).toBe(KEY);
+    const { events, onEvent } = collect();
+    const engine = new RolloutEngine({ protocol, backend, retriever, mode: "eval", chatMode: "tool", onEvent });
+    const t = await engine.run(item);
+    expectParis(t, "tool");
+    expectEventsSpellResponse(events, t);
   });
 });
 
