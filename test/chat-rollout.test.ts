@@ -215,6 +215,21 @@ describe("chat backends: OpenAI chat completions (double)", () => {
     expect(toolResults.slice(0, 3).every((m) => JSON.parse(m.content).error)).toBe(true);
   });
 
+  it("streamed: a malformed call is reported once, then the model recovers", async () => {
+    const d = await double("openai", (req, n) =>
+      n === 0 ? { toolCalls: [{ name: "search", arguments: '{"query_list": [' }] } : toolScript(req, n),
+    );
+    const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url, searchMode: "tool" });
+    const { events, onEvent } = collect();
+    const engine = new RolloutEngine({ protocol, backend, retriever, mode: "eval", onEvent });
+    const t = await engine.run({ id: "m1", question: "What is the capital of France?" });
+    expectParis(t, "tool");
+    expect(t.chat!.toolErrors).toBe(1);
+    expectEventsSpellResponse(events, t);
+    const toolMsgs = (d.requests[1].body.messages as Array<{ role: string }>).filter((m) => m.role === "tool");
+    expect(toolMsgs).toHaveLength(1);
+  });
+
   it("a model that only makes invalid calls ends as tool_error with a clear message", async () => {
     const d = await double("openai", () => ({ toolCalls: [{ name: "lookup", arguments: "{}" }] }));
     const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url, searchMode: "tool" });
@@ -348,6 +363,35 @@ describe("chat backends: Anthropic messages (double)", () => {
     expect(d.requests[0].headers["x-api-key"]).toBe(KEY);
     expect(d.requests[0].body.stop_sequences).toEqual(["<|end_of_query|>", "</answer>"]);
     expect(typeof d.requests[0].body.system === "string" || Array.isArray(d.requests[0].body.system)).toBe(true);
+  });
+
+  it("protocol mode with R1-Searcher++: its system prompt, <external> queries, <document> blocks, recalled facts", async () => {
+    const plus = getProtocol("r1-searcher-plus");
+    const d = await double(
+      "anthropic",
+      (req) =>
+        conversationText(req.body).includes("<document>\\n(1)")
+          ? { text: "So it is Paris.</think>\n<answer>Paris</answer>" }
+          : {
+              text: "<internal>France is in Europe.</internal> <external>capital of France</external>\n\n<document>fake</document>",
+            },
+      KEY,
+    );
+    const backend = createChatBackend("anthropic:claude-3-5-haiku-latest", { apiKey: KEY, baseUrl: d.url });
+    const { events, onEvent } = collect();
+    const engine = new RolloutEngine({ protocol: plus, backend, retriever, mode: "eval", onEvent });
+    const t = await engine.run({ id: "p1", question: "What is the capital of France?" });
+    expect(t.finish).toBe("answer");
+    expect(t.answer).toBe("Paris");
+    expect(t.queries).toEqual(["capital of France"]);
+    expect(t.documents[0][0].title).toBe("Paris");
+    expect(d.requests[0].body.stop_sequences).toEqual(["</external>", "</answer>"]);
+    expect(JSON.stringify(d.requests[0].body.system)).toContain("<internal>");
+    expect(events.filter((e) => e.type === "internal").map((e) => (e as { text: string }).text)).toEqual([
+      "France is in Europe.",
+    ]);
+    expect(plus.parse(t.responseText).retrievals).toBe(1);
+    expect(t.responseText).not.toContain("fake");
   });
 
   it("tool mode, streamed: tool_use with input_json_delta, tool_result back", async () => {

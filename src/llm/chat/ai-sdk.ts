@@ -333,10 +333,12 @@ export class AiSdkChatBackend implements ChatBackend {
             req.onText(text.slice(emitted, upto));
             emitted = upto;
           }
-        } else if (part.type === "tool-call") {
-          streamed.push(toolCallOf(part));
-        } else if (part.type === "tool-error") {
-          streamed.push(toolCallOf({ ...part, invalid: true }));
+        } else if (part.type === "tool-call" || part.type === "tool-error") {
+          // An invalid call comes as a tool-call marked invalid and/or a tool-error: one entry per call id.
+          const c = toolCallOf(part.type === "tool-error" ? { ...part, invalid: true } : part);
+          const seen = streamed.find((x) => x.id === c.id);
+          if (!seen) streamed.push(c);
+          else if (c.error !== undefined && seen.error === undefined) seen.error = c.error;
         } else if (part.type === "finish-step") {
           providerStop = stopFromMetadata(part.providerMetadata) ?? providerStop;
         } else if (part.type === "finish") {
