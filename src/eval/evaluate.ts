@@ -8,7 +8,9 @@
 import { existsSync } from "node:fs";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import { isChatBackend } from "../llm/chat/types.js";
 import type { LLMBackend, SamplingParams } from "../llm/types.js";
+import type { ChatSearchMode } from "../protocol/chat-search.js";
 import {
   aggregateMetrics,
   createJudgeClient,
@@ -72,6 +74,13 @@ export interface EvalRecord {
   cem: number;
   f1: number;
   warnings?: string[];
+  /**
+   * Chat backends only (no token ids; `prompt_tokens` / `response_tokens` are the provider's reported usage): how the
+   * model searched, "protocol" (tags) or "tool" (the search tool). Absent = a token-exact run.
+   */
+  chat_mode?: ChatSearchMode;
+  /** Chat backends only: cost in USD when the provider reports it, else null. */
+  cost_usd?: number | null;
 }
 
 export interface EvalSummary extends MetricsSummary {
@@ -110,6 +119,8 @@ export interface EvaluateOptions {
   outFile?: string;
   /** Skip questions already in `outFile` (default true). */
   resume?: boolean;
+  /** Chat backends: search with the protocol's tags or the `search` tool (default: the backend's mode). */
+  chatMode?: ChatSearchMode;
   /** Print a progress line to stderr (default false). */
   progress?: boolean;
   onEvent?: (e: RolloutEvent) => void;
@@ -169,21 +180,54 @@ export function toEvalRecord(
     f1: s.f1,
   };
   if (t.warnings.length > 0) rec.warnings = t.warnings;
+  if (t.chat) {
+    rec.chat_mode = mode === "search" ? t.chat.mode : "protocol";
+    rec.prompt_tokens = t.chat.usage.inputTokens ?? 0;
+    rec.response_tokens = t.chat.usage.outputTokens ?? 0;
+    rec.cost_usd = t.chat.costUsd;
+  }
   return rec;
 }
 
-/** Keys of the questions an existing results file already has (idx, else question). */
-async function finishedKeys(file: string): Promise<Set<string>> {
+/** How a record was produced: "token-exact" or "chat <mode> mode" (their numbers are never mixed in one file). */
+function runKind(chatMode: unknown): string {
+  return typeof chatMode === "string" ? `chat ${chatMode} mode` : "token-exact";
+}
+
+/**
+ * Keys of the questions an existing results file already has (idx, else question). With `kind`, a record of another
+ * kind of run (token-exact vs chat protocol / tool mode) fails loudly instead of mixing their numbers.
+ */
+async function finishedKeys(file: string, kind?: string): Promise<Set<string>> {
   const keys = new Set<string>();
   if (!existsSync(file)) return keys;
   for await (const r of readJsonl<Record<string, unknown>>(file)) {
-    if (r && typeof r === "object") keys.add(r.idx !== undefined ? `idx:${String(r.idx)}` : `q:${String(r.question)}`);
+    if (!r || typeof r !== "object") continue;
+    if (kind !== undefined && runKind(r.chat_mode) !== kind)
+      throw new Error(
+        `${file} holds records of a ${runKind(r.chat_mode)} run and this is a ${kind} run: write to another --out (their numbers must not mix)`,
+      );
+    keys.add(r.idx !== undefined ? `idx:${String(r.idx)}` : `q:${String(r.question)}`);
   }
   return keys;
 }
 
 function itemKey(it: EvalItem): string {
   return `idx:${String(it.idx)}`;
+}
+
+/** Reported token usage summed over chat records (this run's). */
+function chatUsageOf(records: readonly EvalRecord[]): { input_tokens: number; output_tokens: number } {
+  return {
+    input_tokens: records.reduce((a, r) => a + r.prompt_tokens, 0),
+    output_tokens: records.reduce((a, r) => a + r.response_tokens, 0),
+  };
+}
+
+/** Reported cost summed over chat records (this run's); null when no record has one. */
+function chatCostOf(records: readonly EvalRecord[]): number | null {
+  const costs = records.map((r) => r.cost_usd).filter((c): c is number => typeof c === "number");
+  return costs.length === 0 ? null : costs.reduce((a, b) => a + b, 0);
 }
 
 /** Summary of a results file: metrics exactly as `searchrl metrics` computes them, plus the mean retrieval count. */
@@ -228,13 +272,23 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const warnings: string[] = [];
   const judge = opts.judge ? (isJudgeClient(opts.judge) ? opts.judge : createJudgeClient(opts.judge)) : null;
 
+  const chat = isChatBackend(backend);
+  const chatMode: ChatSearchMode | undefined = chat
+    ? mode === "search"
+      ? (opts.chatMode ?? backend.searchMode)
+      : "protocol"
+    : undefined;
+  const kind = runKind(chatMode);
   let todo = [...opts.items];
   let resumed = 0;
-  if (opts.outFile && opts.resume !== false) {
-    const done = await finishedKeys(opts.outFile);
-    const before = todo.length;
-    todo = todo.filter((it) => !done.has(itemKey(it)) && !done.has(`q:${it.question}`));
-    resumed = before - todo.length;
+  if (opts.outFile) {
+    // Read even without resuming: records of another kind of run in the file are refused either way.
+    const done = await finishedKeys(opts.outFile, kind);
+    if (opts.resume !== false) {
+      const before = todo.length;
+      todo = todo.filter((it) => !done.has(itemKey(it)) && !done.has(`q:${it.question}`));
+      resumed = before - todo.length;
+    }
   }
   if (opts.outFile) await fsp.mkdir(path.dirname(path.resolve(opts.outFile)), { recursive: true });
 
@@ -258,6 +312,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     promptOptions: opts.promptOptions,
     onEvent: opts.onEvent,
     signal: opts.signal,
+    ...(chatMode ? { chatMode } : {}),
   });
   const ragK = opts.ragTopK ?? opts.limits?.topK ?? 5;
   const answerTags = { answer_open: protocol.answerOpen, answer_close: protocol.answerClose };
@@ -364,6 +419,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       mode,
       protocol: protocol.name,
       backend: backend.name,
+      // "token-exact" or "chat protocol mode" / "chat tool mode" (chat runs have no token ids).
+      run_kind: kind,
+      ...(chatMode ? { chat_mode: chatMode } : {}),
       retriever: opts.retriever?.name ?? null,
       count: summary.count,
       em: summary.em,
@@ -374,6 +432,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       judge: summary.judge,
       judged: summary.judged,
       retrievals_mean: summary.retrievalsMean,
+      ...(chat ? { usage: chatUsageOf(records), cost_usd: chatCostOf(records) } : {}),
       failed,
       written: new Date().toISOString(),
     });

@@ -6,6 +6,8 @@
  * - `path/to/model.gguf` → node-llama-cpp (CPU, 1 thread by default).
  * - a directory with `config.json` (a built-in checkpoint: `config.json` + `model.safetensors` + `tokenizer.json`) →
  *   the built-in model (src/llm/builtin.ts).
+ * - `openai:MODEL`, `anthropic:MODEL`, `google:MODEL`, `ollama:MODEL`, `openai-compatible:URL#MODEL` → a chat model
+ *   through the AI SDK (src/llm/chat/spec.ts); no token ids (the rollout runs its chat loop).
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
@@ -14,8 +16,10 @@ import type { LLMBackend } from "./types.js";
 import { createOpenAIBackend, type OpenAIBackendOptions } from "./openai.js";
 import { createLlamaCppBackend, type LlamaCppBackendOptions } from "./llamacpp.js";
 import type { BuiltinBackendOptions } from "./builtin.js";
+import { isChatSpec } from "./chat/parse.js";
+import type { ChatSpecOptions } from "./chat/spec.js";
 
-export type BackendKind = "openai" | "llama.cpp" | "builtin";
+export type BackendKind = "openai" | "llama.cpp" | "builtin" | "chat";
 
 export interface CreateBackendOptions {
   /** Model name for an HTTP server (`model` field of requests). */
@@ -33,16 +37,19 @@ export interface CreateBackendOptions {
   llamaCpp?: Partial<LlamaCppBackendOptions>;
   /** Options passed to the built-in backend. */
   builtin?: Partial<BuiltinBackendOptions>;
+  /** Options passed to a chat backend (`openai:gpt-4o-mini`-style specs): search mode, key, base URL, ... */
+  chat?: ChatSpecOptions;
   onWarning?: (message: string) => void;
 }
 
 /** Which backend a spec selects (throws with the accepted forms when none fits). */
 export function backendKind(spec: string): BackendKind {
+  if (isChatSpec(spec)) return "chat";
   if (/^https?:\/\//i.test(spec)) return "openai";
   if (/\.gguf$/i.test(spec)) return "llama.cpp";
   if (existsSync(spec) && statSync(spec).isDirectory() && existsSync(path.join(spec, "config.json"))) return "builtin";
   throw new Error(
-    `cannot tell which LLM backend "${spec}" is: expected an http(s) URL (OpenAI-compatible server), a .gguf file, or a checkpoint directory with config.json`,
+    `cannot tell which LLM backend "${spec}" is: expected an http(s) URL (OpenAI-compatible server), a .gguf file, a checkpoint directory with config.json, or a chat model (openai:MODEL, anthropic:MODEL, google:MODEL, ollama:MODEL, openai-compatible:URL#MODEL)`,
   );
 }
 
@@ -61,6 +68,11 @@ async function defaultLoadTokenizer(file: string): Promise<Tokenizer> {
 /** Create the backend a spec names. */
 export async function createBackend(spec: string, opts: CreateBackendOptions = {}): Promise<LLMBackend> {
   const kind = backendKind(spec);
+  if (kind === "chat") {
+    // Loaded on use: the AI SDK and its providers.
+    const { createChatBackend } = await import("./chat/spec.js");
+    return createChatBackend(spec, { onWarning: opts.onWarning, ...opts.chat });
+  }
   let tokenizer: Tokenizer | undefined;
   if (typeof opts.tokenizer === "string")
     tokenizer = await (opts.loadTokenizer ?? defaultLoadTokenizer)(tokenizerFile(opts.tokenizer));
@@ -84,4 +96,5 @@ export async function createBackend(spec: string, opts: CreateBackendOptions = {
       return createBuiltinBackend({ checkpointDir: spec, ...(tokenizer ? { tokenizer } : {}), ...opts.builtin });
     }
   }
+  throw new Error(`unreachable backend kind ${String(kind)}`);
 }

@@ -7,6 +7,7 @@ import { createSearchR1Protocol, type SearchR1Protocol } from "./search-r1.js";
 export * from "./strings.js";
 export * from "./chat.js";
 export * from "./sanitize.js";
+export * from "./chat-search.js";
 export {
   bgeQueryText,
   buildSummaryPrompt,

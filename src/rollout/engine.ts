@@ -10,13 +10,16 @@
  * Upstream behaviour reproduced (r1-searcher.md §1.5–1.7, §5.2, §8) and the deliberate token-in/token-out
  * differences are documented in docs/rollout.md.
  */
+import { isChatBackend } from "../llm/chat/types.js";
 import type { FinishReason, GenerateRequest, GenerateResult, LLMBackend, SamplingParams } from "../llm/types.js";
+import type { ChatSearchMode } from "../protocol/chat-search.js";
 import type { PromptOptions, ResponseProtocol, RolloutMode } from "../protocol/types.js";
 import type { Retriever } from "../retrieval/types.js";
 import { hashSeed } from "../util/rng.js";
 import { afterLast, beforeFirst } from "../util/pystr.js";
 import type { Passage, Tokenizer } from "../util/types.js";
 import { MicroBatcher } from "./batcher.js";
+import { runChatTrajectory } from "./chat-engine.js";
 import { cooperativeYield } from "./scheduler.js";
 import type { RolloutEvent, Trajectory, TrajectoryFinish } from "./types.js";
 
@@ -115,6 +118,8 @@ export interface RolloutEngineOptions {
   onEvent?: (event: RolloutEvent) => void;
   /** Cancels every trajectory of this engine. */
   signal?: AbortSignal;
+  /** Chat backends only: search with the protocol's tags or with the `search` tool (default: the backend's mode). */
+  chatMode?: ChatSearchMode;
 }
 
 export interface RunRolloutsOptions extends RolloutEngineOptions {
@@ -197,6 +202,10 @@ export class RolloutEngine {
 
   constructor(readonly opts: RolloutEngineOptions) {
     this.mode = opts.mode;
+    if (isChatBackend(opts.backend) && opts.mode === "train")
+      throw new Error(
+        `${opts.backend.name} is a chat backend: its trajectories have no token ids, and training needs them (use a token-in/token-out backend: an OpenAI-compatible /v1/completions server with --tokenizer, a GGUF file or a checkpoint)`,
+      );
     const d = ROLLOUT_DEFAULTS[opts.mode];
     this.limits = { ...d.limits, ...stripUndefined(opts.limits ?? {}) };
     this.sampling = {
@@ -352,11 +361,53 @@ export class RolloutEngine {
     this.active++;
     try {
       const id = one.id ?? (k > 0 ? `${item.id}#${k}` : item.id);
+      if (isChatBackend(this.opts.backend)) return await this.runChat(item, id, k, signal, one.onEvent);
       return await this.runInner(item, id, signal, one.onEvent);
     } finally {
       this.active--;
       this.pokeBatchers();
     }
+  }
+
+  /** A chat backend's trajectory (src/rollout/chat-engine.ts), sharing this engine's retrieval batches. */
+  private runChat(
+    item: RolloutItem,
+    id: string,
+    sampleIndex: number,
+    signal: AbortSignal | undefined,
+    onEventLocal?: (e: RolloutEvent) => void,
+  ): Promise<Trajectory> {
+    const backend = this.opts.backend;
+    if (!isChatBackend(backend)) throw new Error("not a chat backend");
+    return runChatTrajectory(
+      {
+        protocol: this.opts.protocol,
+        backend,
+        mode: this.opts.chatMode ?? backend.searchMode,
+        limits: this.limits,
+        sampling: {
+          temperature: this.sampling.temperature,
+          topP: this.sampling.topP,
+          ...(this.sampling.seed !== undefined ? { seed: hashSeed(this.sampling.seed, sampleIndex) } : {}),
+        },
+        ...(this.opts.promptOptions ? { promptOptions: this.opts.promptOptions } : {}),
+        stream: this.opts.onEvent !== undefined || onEventLocal !== undefined,
+        retrieve: (q, k, s, warnings) =>
+          this.withRetries("retrieval", this.retries.retrieve, s, () => this.retrieveOnce(q, k, s), warnings),
+        emit: (e) => {
+          for (const f of [this.opts.onEvent, onEventLocal]) {
+            if (!f) continue;
+            try {
+              f(e);
+            } catch {
+              // a listener's failure must not break the rollout
+            }
+          }
+        },
+      },
+      { id, group: item.group ?? item.id, question: item.question, gold: item.gold, prompt: item.prompt },
+      signal,
+    );
   }
 
   private async runInner(

@@ -17,5 +17,12 @@ export {
   type RunOneOptions,
   type RunRolloutsOptions,
 } from "./engine.js";
+export {
+  CHAT_NO_TOKEN_IDS_WARNING,
+  MAX_TOOL_ERROR_TURNS,
+  runChatTrajectory,
+  type ChatRunContext,
+  type ChatRunItem,
+} from "./chat-engine.js";
 export { MicroBatcher, type MicroBatcherOptions } from "./batcher.js";
 export { encodeResponseWithMask, encodeWithSpans, maskFromSpans, type TokensWithMask } from "./mask.js";

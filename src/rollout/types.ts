@@ -17,12 +17,30 @@ export type TrajectoryFinish =
   /** A backend or retriever error (see `error`). */
   | "error"
   /** Cancelled by the caller (timeout, client disconnect). */
-  | "aborted";
+  | "aborted"
+  /** Chat tool mode: the model kept calling an unknown tool or passing malformed arguments (see `error`). */
+  | "tool_error";
 
 export interface TrajectoryTimings {
   totalMs: number;
   backendMs: number;
   retrievalMs: number;
+}
+
+/** What a chat backend's trajectory carries instead of token ids (src/rollout/chat-engine.ts). */
+export interface ChatTrajectoryInfo {
+  /** "protocol": tags in the text, documents as user messages; "tool": the `search` tool, documents as tool results. */
+  mode: "protocol" | "tool";
+  /** The backend's name (`openai:gpt-4o-mini`, ...). */
+  model: string;
+  /** The conversation as sent (system, user, assistant, tool messages). */
+  messages: Array<Record<string, unknown>>;
+  /** Token usage summed over the calls, as the provider reported it (null when it reported none). */
+  usage: { inputTokens: number | null; outputTokens: number | null; totalTokens: number | null };
+  /** Cost in USD summed over the calls where the provider reports it; null otherwise. */
+  costUsd: number | null;
+  /** Tool calls that could not be run (unknown tool, malformed arguments), each answered with an error result. */
+  toolErrors: number;
 }
 
 export interface Trajectory {
@@ -56,6 +74,11 @@ export interface Trajectory {
   turns: number;
   timings: TrajectoryTimings;
   warnings: string[];
+  /**
+   * Set for a chat backend: the trajectory has NO token ids (`promptTokens`, `responseTokens`, `mask`, `logprobs` are
+   * empty) and cannot be trained on; `responseText` renders the conversation in the protocol's format.
+   */
+  chat?: ChatTrajectoryInfo;
 }
 
 /**

@@ -24,6 +24,17 @@ export function toAgentPassage(p: Passage): AgentPassage {
 }
 
 export function agentTrajectoryUsage(t: Trajectory): AgentUsage {
+  if (t.chat) {
+    // A chat model: no token ids, the provider's reported usage (documents are part of its input tokens).
+    const p = t.chat.usage.inputTokens ?? 0;
+    const c = t.chat.usage.outputTokens ?? 0;
+    return {
+      prompt_tokens: p,
+      completion_tokens: c,
+      total_tokens: t.chat.usage.totalTokens ?? p + c,
+      inserted_tokens: 0,
+    };
+  }
   let generated = 0;
   for (const m of t.mask) if (m === 1) generated++;
   const inserted = t.responseTokens.length - generated;

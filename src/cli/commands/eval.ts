@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { resolveEvalDataset, loadEvalItems, evaluate, type EvalMode } from "../../eval/index.js";
+import { isChatBackend } from "../../llm/chat/types.js";
 import { createBackend } from "../../llm/index.js";
 import { formatUpstreamMetrics, pyRound1 } from "../../metrics/index.js";
 import { createR1SearcherProtocol, getProtocol } from "../../protocol/index.js";
@@ -23,6 +24,8 @@ const num = (name: string) => z.coerce.number({ error: `${name} must be a number
 const OptionsSchema = z.object({
   dataset: z.string().min(1, "--dataset is required"),
   llm: z.string().min(1, "--llm is required"),
+  chatMode: z.enum(["protocol", "tool"], { error: "--chat-mode must be protocol or tool" }).optional(),
+  llmBaseUrl: z.string().url("--llm-base-url must be a URL").optional(),
   model: z.string().optional(),
   tokenizer: z.string().optional(),
   retriever: z.string().optional(),
@@ -86,8 +89,13 @@ export const register: RegisterCommands = (program) => {
     )
     .requiredOption(
       "--llm <spec>",
-      "http(s)://host:port (OpenAI-compatible /v1/completions) | model.gguf | built-in checkpoint directory",
+      "http(s)://host:port (OpenAI-compatible /v1/completions) | model.gguf | built-in checkpoint directory | a chat model: openai:MODEL, anthropic:MODEL, google:MODEL, ollama:MODEL, openai-compatible:URL#MODEL",
     )
+    .option(
+      "--chat-mode <mode>",
+      "chat models: protocol (the protocol's tags, documents as messages; default) | tool (a search tool)",
+    )
+    .option("--llm-base-url <url>", "chat models: the provider's API base URL (default: its *_BASE_URL variable)")
     .option("--model <name>", "model name sent to an HTTP server")
     .option(
       "--tokenizer <path>",
@@ -156,7 +164,15 @@ export const register: RegisterCommands = (program) => {
         model: o.model,
         tokenizer: o.tokenizer,
         onWarning: (w) => backendWarnings.push(w),
+        chat: {
+          ...(o.chatMode ? { searchMode: o.chatMode } : {}),
+          ...(o.llmBaseUrl ? { baseUrl: o.llmBaseUrl } : {}),
+        },
       });
+      if (o.chatMode && !isChatBackend(backend))
+        throw new Error("eval: --chat-mode applies to chat models only (--llm openai:MODEL, ...)");
+      // A chat backend reports the AI SDK's warnings itself (the warning: lines); no second copy on the console.
+      if (isChatBackend(backend)) (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS = false;
       let retriever: Retriever | undefined;
       try {
         if (o.retriever && mode !== "no-retrieval") {
@@ -209,6 +225,15 @@ export const register: RegisterCommands = (program) => {
         for (const w of backendWarnings) process.stderr.write(`warning: ${w}\n`);
         for (const w of result.warnings.slice(-5)) process.stderr.write(`warning: ${w}\n`);
         const s = result.summary;
+        const chatMode =
+          result.records.find((r) => r.chat_mode)?.chat_mode ??
+          (isChatBackend(backend) ? (mode === "search" ? backend.searchMode : "protocol") : undefined);
+        const chatUsage = {
+          input_tokens: result.records.reduce((a, r) => a + r.prompt_tokens, 0),
+          output_tokens: result.records.reduce((a, r) => a + r.response_tokens, 0),
+        };
+        const costs = result.records.map((r) => r.cost_usd).filter((c): c is number => typeof c === "number");
+        const cost = costs.length > 0 ? costs.reduce((a, b) => a + b, 0) : null;
         let usage: unknown = null;
         if (retriever) {
           const info = await retriever.info();
@@ -231,6 +256,8 @@ export const register: RegisterCommands = (program) => {
               ran: s.ran,
               resumed: s.resumed,
               failed: s.failed,
+              run_kind: chatMode ? `chat ${chatMode} mode` : "token-exact",
+              ...(chatMode ? { chat_mode: chatMode, llm_usage: chatUsage, cost_usd: cost } : {}),
               ...(usage ? { web_usage: usage } : {}),
             }) + "\n",
           );
@@ -245,6 +272,10 @@ export const register: RegisterCommands = (program) => {
           if (s.judge !== null) lines.push(`  judge      ${pct(s.judge).padStart(6)}   (ACC_L; ${s.judged} verdicts)`);
           lines.push(`  retrievals ${s.retrievalsMean.toFixed(2).padStart(6)}   (mean per question)`);
           lines.push(`  upstream   ${formatUpstreamMetrics(s)}`);
+          if (chatMode)
+            lines.push(
+              `  llm        ${backend.name}: chat ${chatMode} mode, no token ids; this run ${chatUsage.input_tokens} input + ${chatUsage.output_tokens} output tokens${cost !== null ? `, $${cost.toFixed(4)}` : ""}`,
+            );
           if (usage) lines.push(`  web usage  ${JSON.stringify(usage)}`);
           process.stdout.write(lines.join("\n") + "\n");
         }

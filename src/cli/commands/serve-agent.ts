@@ -5,6 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { isChatBackend } from "../../llm/chat/types.js";
 import { createBackend } from "../../llm/index.js";
 import { getProtocol, PROTOCOL_NAMES } from "../../protocol/index.js";
 import type { ChatTemplateName } from "../../protocol/types.js";
@@ -18,6 +19,8 @@ const int = (min: number) => z.coerce.number().int().min(min);
 
 const ServeAgentOptions = z.object({
   llm: z.string().min(1),
+  chatMode: z.enum(["protocol", "tool"]).optional(),
+  llmBaseUrl: z.string().url().optional(),
   retriever: z.string().min(1),
   protocol: z.string().refine((p) => (PROTOCOL_NAMES as readonly string[]).includes(p), {
     message: `must be one of ${PROTOCOL_NAMES.join(", ")}`,
@@ -61,8 +64,10 @@ export const register: RegisterCommands = (_program, groups) => {
     )
     .requiredOption(
       "--llm <spec>",
-      "LLM: an OpenAI-compatible URL (http://host:port/v1#model), a .gguf file, or a built-in checkpoint folder",
+      "LLM: an OpenAI-compatible URL (http://host:port/v1#model), a .gguf file, a built-in checkpoint folder, or a chat model (openai:MODEL, anthropic:MODEL, google:MODEL, ollama:MODEL, openai-compatible:URL#MODEL)",
     )
+    .option("--chat-mode <mode>", "chat models: protocol (tags; default) | tool (a search tool)")
+    .option("--llm-base-url <url>", "chat models: the provider's API base URL (default: its *_BASE_URL variable)")
     .requiredOption("--retriever <spec>", "retriever: a retrieval server URL, an index folder, or web:PROVIDER")
     .requiredOption("--protocol <name>", `response protocol (${PROTOCOL_NAMES.join(", ")})`)
     .option("--port <n>", "port (0 = any free port)", "8000")
@@ -124,7 +129,17 @@ export const register: RegisterCommands = (_program, groups) => {
         ...(o.model ? { model: o.model } : {}),
         ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
         onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        chat: {
+          ...(o.chatMode ? { searchMode: o.chatMode } : {}),
+          ...(o.llmBaseUrl ? { baseUrl: o.llmBaseUrl } : {}),
+        },
       });
+      // A chat backend reports the AI SDK's warnings itself (the warning: lines); no second copy on the console.
+      if (isChatBackend(backend)) (globalThis as { AI_SDK_LOG_WARNINGS?: unknown }).AI_SDK_LOG_WARNINGS = false;
+      else if (o.chatMode) {
+        await backend.close();
+        throw new Error("--chat-mode applies to chat models only (--llm openai:MODEL, ...)");
+      }
       let retriever;
       try {
         retriever = await openRetriever(o.retriever);
