@@ -142,6 +142,14 @@ function countLabel(key: string): { group: string; item: string } {
   return { group: "other", item: key };
 }
 
+const GROUP_ORDER = [
+  "main world text",
+  "main-world protocol prior",
+  "main-world prior pools (distinct items)",
+  "background worlds",
+  "other",
+];
+
 /** Labelled values, one inline block each (they wrap as a whole, never off the page). */
 function labelled(pairs: Array<[string, unknown]>): string {
   return pairs
@@ -223,6 +231,7 @@ export function renderReportHtml(r: QuickstartResults): string {
       ["RL train questions", data?.rlQuestions],
     ]) +
     [...groups]
+      .sort(([a], [b]) => GROUP_ORDER.indexOf(a) - GROUP_ORDER.indexOf(b))
       .map(([g, pairs]) => `<div class="group"><span class="g">${esc(g)}:</span> ${labelled(pairs)}</div>`)
       .join("");
   const rejected = (plusData?.rejected ?? {}) as Record<string, number>;
