@@ -96,6 +96,14 @@ export interface QuickstartState {
   created: string;
 }
 
+/** The latest checkpoint folder of a finished training run. */
+export function finalCheckpoint(state: QuickstartState, stage: QuickstartStage): string {
+  const c = state.stages[stage]?.info?.checkpoint;
+  if (typeof c !== "string")
+    throw new Error(`stage ${stage} has no checkpoint (state.json is inconsistent; use --redo ${stage})`);
+  return c;
+}
+
 /** Paths inside OUT. */
 export function quickstartPaths(out: string) {
   const o = path.resolve(out);
