@@ -29,7 +29,7 @@ let first: { code: number | null; stdout: string; stderr: string };
 beforeAll(async () => {
   // the preset's default seed (1): every preset runs at its default seed
   first = await runCli(["quickstart", "--preset", "micro", "--out", out, "--quiet", "--json"]);
-}, 170_000);
+}, 300_000);
 
 describe("searchrl quickstart --preset micro", () => {
   it("runs every stage and records it in state.json", () => {
