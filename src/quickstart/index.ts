@@ -10,23 +10,19 @@ export {
   type QuickstartConfigInput,
   type QuickstartRlStage,
 } from "./presets.js";
+export { runQuickstart, type QuickstartOptions, type QuickstartRun } from "./pipeline.js";
 export {
-  runQuickstart,
   quickstartPaths,
   QUICKSTART_STAGES,
   QUICKSTART_SYSTEMS,
-  type QuickstartOptions,
-  type QuickstartRun,
+  QUICKSTART_SYSTEM_SPECS,
+  SYSTEM_INFO as QUICKSTART_SYSTEM_INFO,
   type QuickstartState,
   type QuickstartStage,
   type QuickstartSystem,
+  type QuickstartSystemSpec,
   type StageRecord,
-} from "./pipeline.js";
+} from "./layout.js";
 export { quickstartPrompts, type QuickstartPrompts } from "./data.js";
-export {
-  readQuickstartResults,
-  SYSTEM_INFO as QUICKSTART_SYSTEM_INFO,
-  type QuickstartResults,
-  type SystemResult,
-} from "./results.js";
+export { readQuickstartResults, type QuickstartResults, type SystemResult } from "./results.js";
 export { renderReportHtml as renderQuickstartReport, lineChartSvg } from "./report.js";

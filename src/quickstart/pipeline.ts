@@ -39,7 +39,7 @@ import {
 import type { Tokenizer } from "../util/types.js";
 import { parallelSetup, type ParallelSetup } from "./parallel-policy.js";
 import { atomicWriteFile, atomicWriteJson, readJson } from "../util/fsutil.js";
-import { writeJsonl } from "../util/jsonl.js";
+import { readJsonlAll, writeJsonl } from "../util/jsonl.js";
 import { formatDuration } from "../util/progress.js";
 import {
   buildPretrainMix,
@@ -61,79 +61,19 @@ import {
   type QuickstartConfig,
   type QuickstartRlStage,
 } from "./presets.js";
+import { systemPromptKey, writeCommands } from "./commands.js";
+import {
+  finalCheckpoint,
+  QUICKSTART_STAGES,
+  QUICKSTART_SYSTEMS,
+  QUICKSTART_SYSTEM_SPECS,
+  quickstartPaths,
+  type QuickstartPaths,
+  type QuickstartStage,
+  type QuickstartState,
+} from "./layout.js";
 import { buildResults, type QuickstartResults } from "./results.js";
 import { renderReportHtml } from "./report.js";
-
-export const QUICKSTART_STAGES = [
-  "world",
-  "index",
-  "data",
-  "tokenizer",
-  "pretrain",
-  "probe",
-  "r1-stage1",
-  "r1-stage2",
-  "plus-data",
-  "plus-sft",
-  "plus-rl",
-  "eval",
-  "report",
-] as const;
-export type QuickstartStage = (typeof QUICKSTART_STAGES)[number];
-
-/** The evaluated systems, in report order. */
-export const QUICKSTART_SYSTEMS = [
-  "no-search",
-  "naive-rag",
-  "pretrained-search",
-  "r1-stage1",
-  "r1-stage2",
-  "plus-sft",
-  "plus-rl",
-] as const;
-export type QuickstartSystem = (typeof QUICKSTART_SYSTEMS)[number];
-
-/**
- * How each system is evaluated: the stage whose final checkpoint it runs, the evaluation mode and the response
- * protocol (its prompt follows from the mode and the protocol). The eval stage, commands.sh and results.json read it.
- */
-export const QUICKSTART_SYSTEM_SPECS: Record<
-  QuickstartSystem,
-  { from: QuickstartStage; mode: "search" | "no-retrieval" | "naive-rag"; protocol: "r1-searcher" | "r1-searcher-plus" }
-> = {
-  "no-search": { from: "pretrain", mode: "no-retrieval", protocol: "r1-searcher" },
-  "naive-rag": { from: "pretrain", mode: "naive-rag", protocol: "r1-searcher" },
-  "pretrained-search": { from: "pretrain", mode: "search", protocol: "r1-searcher" },
-  "r1-stage1": { from: "r1-stage1", mode: "search", protocol: "r1-searcher" },
-  "r1-stage2": { from: "r1-stage2", mode: "search", protocol: "r1-searcher" },
-  "plus-sft": { from: "plus-sft", mode: "search", protocol: "r1-searcher-plus" },
-  "plus-rl": { from: "plus-rl", mode: "search", protocol: "r1-searcher-plus" },
-};
-
-/** The prompt template a system is evaluated with. */
-function systemTemplate(prompts: QuickstartPrompts, system: QuickstartSystem): string {
-  const spec = QUICKSTART_SYSTEM_SPECS[system];
-  if (spec.mode === "no-retrieval") return prompts.direct;
-  if (spec.mode === "naive-rag") return prompts.naiveRag;
-  return spec.protocol === "r1-searcher-plus" ? prompts.plus : prompts.r1;
-}
-
-export interface StageRecord {
-  done: boolean;
-  seconds: number;
-  /** Wall seconds of every attempt (an interrupted stage resumed later has several). */
-  attempts: number;
-  finishedAt?: string;
-  info?: Record<string, unknown>;
-}
-
-export interface QuickstartState {
-  format: "searchrl-quickstart";
-  version: 1;
-  config: QuickstartConfig;
-  stages: Partial<Record<QuickstartStage, StageRecord>>;
-  created: string;
-}
 
 export interface QuickstartOptions {
   out: string;
@@ -159,39 +99,6 @@ export interface QuickstartRun {
   /** True when stopped before the report (--until or a signal). */
   stopped: boolean;
 }
-
-/** Paths inside OUT. */
-export function quickstartPaths(out: string) {
-  const o = path.resolve(out);
-  return {
-    out: o,
-    state: path.join(o, "state.json"),
-    world: path.join(o, "world"),
-    index: path.join(o, "index"),
-    data: path.join(o, "data"),
-    pretrainText: path.join(o, "data", "pretrain.jsonl"),
-    tokenizerDir: path.join(o, "tokenizer"),
-    tokenizer: path.join(o, "tokenizer", "tokenizer.json"),
-    runs: path.join(o, "runs"),
-    run: (name: string) => path.join(o, "runs", name),
-    configs: path.join(o, "configs"),
-    config: (name: string) => path.join(o, "configs", `${name}.json`),
-    plusData: path.join(o, "data", "plus-cold-start.jsonl"),
-    plusSampled: path.join(o, "data", "plus-rejection-sampled.jsonl"),
-    rsSingleQuestions: path.join(o, "data", "plus-rs-single-hop.jsonl"),
-    /** R1-Searcher++ RL questions: the RL train questions + `plus.rlSingle` single-hop questions. */
-    plusRlQuestions: path.join(o, "data", "plus-rl-train.jsonl"),
-    eval: path.join(o, "eval"),
-    evalFile: (name: string) => path.join(o, "eval", `${name}.results.jsonl`),
-    results: path.join(o, "results.json"),
-    report: path.join(o, "report.html"),
-    trainQuestions: path.join(o, "world", "train.jsonl"),
-    /** Train questions for RL and rejection sampling: the train split minus those the pre-training text answers. */
-    rlQuestions: path.join(o, "data", "rl-train.jsonl"),
-    testQuestions: path.join(o, "world", "test.jsonl"),
-  };
-}
-export type QuickstartPaths = ReturnType<typeof quickstartPaths>;
 
 async function readState(file: string): Promise<QuickstartState | null> {
   if (!existsSync(file)) return null;
@@ -230,14 +137,6 @@ interface Ctx {
   plus: ResponseProtocol;
   prompts: QuickstartPrompts;
   retriever?: Retriever;
-}
-
-/** The latest checkpoint folder of a finished training run. */
-function finalCheckpoint(state: QuickstartState, stage: QuickstartStage): string {
-  const c = state.stages[stage]?.info?.checkpoint;
-  if (typeof c !== "string")
-    throw new Error(`stage ${stage} has no checkpoint (state.json is inconsistent; use --redo ${stage})`);
-  return c;
 }
 
 /** An RL stage's training config (the preset + the quickstart's CPU-sized overrides). */
@@ -419,6 +318,12 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<Quickstart
 
 const STOPPED = Symbol("stopped");
 
+/** Rejection-sampling counts of the plus-data stage, summed over its attempts (OUT/data/…counts.json). */
+interface SampleCounts {
+  sampled: number;
+  rejected: Record<string, number>;
+}
+
 /** What a stage writes (removed before the stage is re-run with --redo). */
 const STAGE_OUTPUTS: Record<QuickstartStage, (p: QuickstartPaths) => string[]> = {
   world: (p) => [p.world],
@@ -432,7 +337,7 @@ const STAGE_OUTPUTS: Record<QuickstartStage, (p: QuickstartPaths) => string[]> =
     ),
   "r1-stage1": (p) => [p.run("r1-stage1")],
   "r1-stage2": (p) => [p.run("r1-stage2")],
-  "plus-data": (p) => [p.plusData, p.plusSampled, p.plusSampled + ".tried", p.rsSingleQuestions],
+  "plus-data": (p) => [p.plusData, p.plusSampled, p.plusSampled + ".tried", p.plusSampledCounts, p.rsSingleQuestions],
   "plus-sft": (p) => [p.run("plus-sft")],
   "plus-rl": (p) => [p.run("plus-rl"), p.plusRlQuestions],
   eval: (p) => QUICKSTART_SYSTEMS.flatMap((s) => [p.evalFile(s), p.evalFile(s).replace(/\.jsonl$/, ".summary.json")]),
@@ -545,7 +450,7 @@ const STAGES: Record<QuickstartStage, StageFn> = {
     const seen = new Set(mix.seenTrainQuestions);
     const rlQuestions = splitQuestions(ctx.world, "train").filter((q) => !seen.has(q.idx));
     await writeJsonl(ctx.p.rlQuestions, rlQuestions);
-    await atomicWriteJson(path.join(ctx.p.data, "prompts.json"), ctx.prompts);
+    await atomicWriteJson(ctx.p.prompts, ctx.prompts);
     return {
       rows: mix.rows.length,
       counts: mix.counts,
@@ -700,6 +605,12 @@ const STAGES: Record<QuickstartStage, StageFn> = {
       await writeJsonl(p.rsSingleQuestions, single);
       questions.push(...(await loadQuestions(p.rsSingleQuestions, {})));
     }
+    // counts of earlier attempts (a resumed stage samples only the questions not sampled yet; its checks and counts
+    // cover every question, so a failed stage fails the same way when it is run again)
+    const before: SampleCounts = existsSync(p.plusSampledCounts)
+      ? await readJson<SampleCounts>(p.plusSampledCounts)
+      : { sampled: 0, rejected: {} };
+    if (before.sampled > 0) ctx.log(`  plus-data: resuming after ${before.sampled} samples of an earlier attempt`);
     const backend = await createBuiltinBackend({ checkpointDir: ckpt, maxBatch: 256, workers: workersOf(ctx) });
     try {
       const summary = await rejectionSample({
@@ -724,17 +635,22 @@ const STAGES: Record<QuickstartStage, StageFn> = {
         quiet: ctx.quiet,
         signal: ctx.signal,
       });
+      const counts: SampleCounts = { sampled: before.sampled + summary.sampled, rejected: { ...before.rejected } };
+      for (const [k, v] of Object.entries(summary.rejected)) counts.rejected[k] = (counts.rejected[k] ?? 0) + v;
+      await atomicWriteJson(p.plusSampledCounts, counts);
       if (ctx.signal?.aborted) return STOPPED;
-      if (summary.kept === 0) {
+      // every passing sample of every attempt (the file the sampler appends to)
+      const all = existsSync(p.plusSampled)
+        ? await readJsonlAll<{ group?: string; question_id?: string; retrievals: number; response: string }>(
+            p.plusSampled,
+          )
+        : [];
+      if (all.length === 0) {
         throw new Error(
-          "rejection sampling kept no trajectory: the pre-trained model never produced a correct, well-formed R1-Searcher++ answer (more pre-training or more protocol-prior text is needed)",
+          `rejection sampling kept no trajectory of ${counts.sampled} samples: the pre-trained model never produced a correct, well-formed R1-Searcher++ answer (more pre-training or more protocol-prior text is needed)`,
         );
       }
       // D5 selection: per question, the passing samples with the fewest retrievals (in sample order)
-      const all = (await fsp.readFile(p.plusSampled, "utf8"))
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l) as { group?: string; question_id?: string; retrievals: number; response: string });
       const byQ = new Map<string, typeof all>();
       for (const r of all) {
         const id = String(r.question_id ?? r.group);
@@ -756,14 +672,14 @@ const STAGES: Record<QuickstartStage, StageFn> = {
       }
       if (rows.length === 0)
         throw new Error(
-          `rejection sampling: all ${summary.kept} passing samples recall a fact the model was never taught (plus.rsGroundedRecalls); more samples (plus.rsSamples) or more pre-training are needed`,
+          `rejection sampling: all ${all.length} passing samples (of ${counts.sampled}) recall a fact the model was never taught (plus.rsGroundedRecalls); more samples (plus.rsSamples) or more pre-training are needed`,
         );
       await writeJsonl(p.plusData, rows);
       return {
-        sampled: summary.sampled,
-        passed: summary.kept,
+        sampled: counts.sampled,
+        passed: all.length,
         kept: rows.length,
-        rejected: summary.rejected,
+        rejected: counts.rejected,
         ...(cfg.plus.rsGroundedRecalls ? { passedUngrounded: ungrounded } : {}),
         keptWithRetrieval: rows.filter((r) => r.retrievals > 0).length,
         keptWithInternal: rows.filter((r) => recallsInternal(ctx.plus, r.response)).length,
@@ -859,8 +775,9 @@ const STAGES: Record<QuickstartStage, StageFn> = {
           dataset: `world-test:${name}`,
           mode: spec.mode,
           promptOptions: { template: plus ? ctx.prompts.plus : ctx.prompts.r1 },
-          ...(spec.mode === "no-retrieval" ? { baselinePrompt: ctx.prompts.direct } : {}),
-          ...(spec.mode === "naive-rag" ? { baselinePrompt: ctx.prompts.naiveRag, ragTopK: cfg.k } : {}),
+          // the baselines' prompts (the same entries of data/prompts.json commands.sh reads)
+          ...(spec.mode !== "search" ? { baselinePrompt: ctx.prompts[systemPromptKey(name)] } : {}),
+          ...(spec.mode === "naive-rag" ? { ragTopK: cfg.k } : {}),
           limits,
           outFile: p.evalFile(name),
           concurrency: cfg.eval.concurrency,
@@ -875,7 +792,7 @@ const STAGES: Record<QuickstartStage, StageFn> = {
         await backend.close();
       }
     }
-    await writeCommands(ctx, state);
+    await writeCommands(cfg, p, state);
     return {
       systems: Object.fromEntries(
         Object.entries(out).map(([k, v]) => [
@@ -939,51 +856,4 @@ async function rlStage(
         )
       : {};
   return { ...summarizeRun(res), first: pick(m[0]), final: pick(m[m.length - 1]) };
-}
-
-/** OUT/configs/commands.sh: every stage as a CLI command (paths relative to OUT). */
-async function writeCommands(ctx: Ctx, state: QuickstartState): Promise<void> {
-  const { cfg, p } = ctx;
-  const rel = (x: string) => path.relative(p.out, x) || ".";
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const ck = (s: QuickstartStage) => rel(finalCheckpoint(state, s));
-  const evalCmd = (name: QuickstartSystem) => {
-    const spec = QUICKSTART_SYSTEM_SPECS[name];
-    return (
-      `npx searchrl eval --dataset world/test.jsonl --llm ${ck(spec.from)} --retriever index --protocol ${spec.protocol} --mode ${spec.mode} ` +
-      `--template ${q(systemTemplate(ctx.prompts, name))} --top-k ${cfg.k} --max-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals}` +
-      `${cfg.eval.limit > 0 ? ` --limit ${cfg.eval.limit}` : ""} --out eval/${name}.results.jsonl`
-    );
-  };
-  const lines = [
-    "#!/bin/sh",
-    "# The quickstart's stages as searchrl commands (run from the quickstart folder). The world and the pre-training",
-    "# text are written by `searchrl quickstart` (world/world.json regenerates the world; data/pretrain.jsonl holds the mix).",
-    "set -e",
-    `npx searchrl index build --corpus world/corpus.tsv --out index --bm25`,
-    `npx searchrl sft --config configs/pretrain.json`,
-    `npx searchrl train --config configs/r1-stage1.json`,
-    `npx searchrl train --config configs/r1-stage2.json`,
-    ...[
-      ["data/rl-train.jsonl", ` --limit ${cfg.plus.rsQuestions}`],
-      ...(cfg.plus.rsSingle > 0 ? [["data/plus-rs-single-hop.jsonl", ""]] : []),
-    ].map(
-      ([data, limit]) =>
-        `npx searchrl data rejection-sample --llm ${ck("pretrain")} --retriever index --protocol r1-searcher-plus --template ${q(ctx.prompts.plus)} ` +
-        `--data ${data}${limit} --n ${cfg.plus.rsSamples} --max-per-question 0 ` +
-        `--k ${cfg.k} --max-tokens ${cfg.segmentTokens} --max-retrievals ${cfg.maxRetrievals} --max-answer-words 10 --seed ${cfg.seed}` +
-        `${cfg.plus.rsRequireRetrieval ? " --require-retrieval" : ""} --out data/plus-rejection-sampled.jsonl`,
-    ),
-    `# data/plus-cold-start.jsonl = per question the ${cfg.plus.rsKeepPerQuestion} passing sample(s) ${cfg.plus.rsSelect === "fewest-retrievals" ? "with the fewest retrievals" : "first sampled"}${cfg.plus.rsGroundedRecalls ? " among those whose recalls are grounded (taught facts or facts of documents retrieved before)" : ""} (selection done by the quickstart)`,
-    `npx searchrl sft --config configs/plus-sft.json`,
-    `npx searchrl train --config configs/plus-rl.json`,
-    ...QUICKSTART_SYSTEMS.map(evalCmd),
-    "# serve a trained agent with the web UI (ask in the browser at http://127.0.0.1:8000/, runs under Runs):",
-    `# npx searchrl serve agent --llm ${ck("r1-stage2")} --retriever index --protocol r1-searcher --template ${q(ctx.prompts.r1)} ` +
-      `--top-k ${cfg.k} --segment-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals} --runs .`,
-    `# npx searchrl serve agent --llm ${ck("plus-rl")} --retriever index --protocol r1-searcher-plus --template ${q(ctx.prompts.plus)} ` +
-      `--top-k ${cfg.k} --segment-tokens ${cfg.segmentTokens} --max-searches ${cfg.maxRetrievals} --runs .`,
-    "",
-  ];
-  await atomicWriteFile(path.join(p.configs, "commands.sh"), lines.join("\n"));
 }

@@ -308,6 +308,10 @@ const MICRO: QuickstartConfigInput = {
     rsSamples: 8,
     rsSingle: 60,
     rlSingle: 20,
+    // the 30 k-parameter model recalls few facts right (memory probe ~0.25), so the grounding filter kept 0-2 of its
+    // 3-17 passing samples on seeds 1-5 (none on seed 1, the default); micro proves the wiring, the filter is
+    // unit-tested (src/quickstart/data.test.ts) and on in every other preset
+    rsGroundedRecalls: false,
     sftEpochs: 1,
     sftBatch: 8,
     rl: { ...SMALL.plus.rl, steps: 2, prompts: 6, samples: 4, trainBatch: 12, microBatch: 12, lr: 1e-3 },

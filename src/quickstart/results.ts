@@ -10,8 +10,8 @@ import { sentenceAboutFact, sentenceStatesFact, worldStats } from "../data/world
 import { getProtocol } from "../protocol/index.js";
 import type { ResponseProtocol } from "../protocol/types.js";
 import { readJsonlAll } from "../util/jsonl.js";
-import type { QuickstartPaths, QuickstartStage, QuickstartState } from "./pipeline.js";
-import { QUICKSTART_SYSTEMS, QUICKSTART_SYSTEM_SPECS } from "./pipeline.js";
+import type { QuickstartPaths, QuickstartStage, QuickstartState } from "./layout.js";
+import { QUICKSTART_SYSTEMS, QUICKSTART_SYSTEM_SPECS, SYSTEM_INFO } from "./layout.js";
 
 export interface SystemResult {
   label: string;
@@ -136,30 +136,23 @@ export interface QuickstartResults {
       accuracyDrop: number;
       pass: boolean;
     };
+    /**
+     * RL is the teacher: R1-Searcher after its two RL stages against the same pre-trained model with the same search
+     * prompt (before any RL). Met when RL adds at least `threshold` Cover-EM points on the held-out questions.
+     */
+    rlIsTheTeacher: {
+      r1Cem: number;
+      pretrainedCem: number;
+      /** Cover-EM points (× 100) R1-Searcher gains over the pre-trained model with the search prompt. */
+      gain: number;
+      threshold: number;
+      pass: boolean;
+    };
   };
 }
 
-export const SYSTEM_INFO: Record<string, { label: string; description: string }> = {
-  "no-search": { label: "Direct answer (no search)", description: "pre-trained model, Q/A prompt, no retrieval" },
-  "naive-rag": {
-    label: "Naive RAG (retrieve once)",
-    description: "pre-trained model; the system searches once with the question, then the model answers",
-  },
-  "pretrained-search": {
-    label: "Pre-trained + search prompt",
-    description: "pre-trained model with the R1-Searcher prompt, before any RL",
-  },
-  "r1-stage1": { label: "R1-Searcher stage 1", description: "RL with the retrieval + format (+ Cover-EM) reward" },
-  "r1-stage2": { label: "R1-Searcher (stage 2)", description: "RL with the F1 answer reward and format penalty" },
-  "plus-sft": {
-    label: "R1-Searcher++ SFT",
-    description: "cold start on rejection-sampled trajectories of the model itself",
-  },
-  "plus-rl": {
-    label: "R1-Searcher++ (RL)",
-    description: "RL with format + answer + group reward and the memorization loss",
-  },
-};
+/** Cover-EM points the two RL stages must add over the pre-trained model with the search prompt (claim 3). */
+export const RL_TEACHER_MIN_GAIN = 10;
 
 interface EvalRow {
   idx: number | string;
@@ -288,6 +281,7 @@ export async function buildResults(
   const margin = r1Cem - Math.max(cem("no-search"), cem("naive-rag"));
   const reduction = ret("r1-stage2") > 0 ? 1 - ret("plus-rl") / ret("r1-stage2") : 0;
   const drop = 100 * (r1Cem - cem("plus-rl"));
+  const rlGain = 100 * (r1Cem - cem("pretrained-search"));
   const cpus = os.cpus();
   return {
     format: "searchrl-quickstart-results",
@@ -327,6 +321,13 @@ export async function buildResults(
         plusCem: cem("plus-rl"),
         accuracyDrop: drop,
         pass: reduction >= 0.3 && drop <= 2,
+      },
+      rlIsTheTeacher: {
+        r1Cem,
+        pretrainedCem: cem("pretrained-search"),
+        gain: rlGain,
+        threshold: RL_TEACHER_MIN_GAIN,
+        pass: rlGain >= RL_TEACHER_MIN_GAIN,
       },
     },
   };
