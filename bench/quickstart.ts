@@ -55,15 +55,17 @@ interface Row {
 
 function table(rows: Row[]): string {
   const head =
-    "| seed | no search | naive RAG | R1 stage 1 | **R1-Searcher** | R1-Searcher++ | retrievals R1 → R1++ | fewer retrievals | Cover-EM drop | claim 1 | claim 2 | wall time | load avg (start → end) |\n" +
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    "| seed | no search | naive RAG | R1 stage 1 | **R1-Searcher** | R1-Searcher++ | retrievals R1 → R1++ | fewer retrievals | Cover-EM drop | pre-trained + prompt → R1-Searcher | claim 1 | claim 2 | claim 3 (RL +10) | wall time | load avg (start → end) |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
   const lines = rows.map(({ seed, r, seconds, load }) => {
     const s = r.systems;
     const c1 = r.claims.r1BeatsBaselines;
     const c2 = r.claims.plusFewerRetrievals;
+    const c3 = r.claims.rlIsTheTeacher;
     return (
       `| ${seed} | ${pct(s["no-search"].cem)} | ${pct(s["naive-rag"].cem)} | ${pct(s["r1-stage1"].cem)} | **${pct(s["r1-stage2"].cem)}** | ${pct(s["plus-rl"].cem)} | ` +
-      `${f2(c2.r1Retrievals)} → ${f2(c2.plusRetrievals)} | ${pct(c2.reduction)} % | ${c2.accuracyDrop.toFixed(1)} | ${c1.pass ? "yes" : "no"} | ${c2.pass ? "yes" : "no"} | ` +
+      `${f2(c2.r1Retrievals)} → ${f2(c2.plusRetrievals)} | ${pct(c2.reduction)} % | ${c2.accuracyDrop.toFixed(1)} | ` +
+      `${pct(c3.pretrainedCem)} → ${pct(c3.r1Cem)} (${c3.gain >= 0 ? "+" : ""}${c3.gain.toFixed(1)}) | ${c1.pass ? "yes" : "no"} | ${c2.pass ? "yes" : "no"} | ${c3.pass ? "yes" : "no"} | ` +
       `${(seconds / 60).toFixed(1)} min${seconds <= TARGET_S ? "" : " (over)"} | ${load} |`
     );
   });
@@ -73,7 +75,9 @@ function table(rows: Row[]): string {
       `**${pct(mean((x) => x.r.systems["r1-stage2"].cem))}** | ${pct(mean((x) => x.r.systems["plus-rl"].cem))} | ` +
       `${f2(mean((x) => x.r.claims.plusFewerRetrievals.r1Retrievals))} → ${f2(mean((x) => x.r.claims.plusFewerRetrievals.plusRetrievals))} | ` +
       `${pct(mean((x) => x.r.claims.plusFewerRetrievals.reduction))} % | ${mean((x) => x.r.claims.plusFewerRetrievals.accuracyDrop).toFixed(1)} | ` +
+      `${pct(mean((x) => x.r.claims.rlIsTheTeacher.pretrainedCem))} → ${pct(mean((x) => x.r.claims.rlIsTheTeacher.r1Cem))} (${mean((x) => x.r.claims.rlIsTheTeacher.gain).toFixed(1)}) | ` +
       `${rows.filter((x) => x.r.claims.r1BeatsBaselines.pass).length}/${rows.length} | ${rows.filter((x) => x.r.claims.plusFewerRetrievals.pass).length}/${rows.length} | ` +
+      `${rows.filter((x) => x.r.claims.rlIsTheTeacher.pass).length}/${rows.length} | ` +
       `${(mean((x) => x.seconds) / 60).toFixed(1)} min | |`,
   );
   return `${head}\n${lines.join("\n")}`;

@@ -53,7 +53,6 @@ interface Row {
 const rows: Row[] = [];
 const log = (s: string) => process.stdout.write(s + "\n");
 
-
 // ---------------------------------------------------------------------------------------------------------------
 // Matmul peak
 

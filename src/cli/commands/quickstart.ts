@@ -95,6 +95,8 @@ export const register: RegisterCommands = (program) => {
               `R1-Searcher++ ≥30% fewer retrievals at ≤2 points lower accuracy: ${c.plusFewerRetrievals.pass ? "yes" : "no"} ` +
               `(${c.plusFewerRetrievals.plusRetrievals.toFixed(2)} vs ${c.plusFewerRetrievals.r1Retrievals.toFixed(2)} retrievals, ` +
               `${(100 * c.plusFewerRetrievals.reduction).toFixed(1)}% fewer; Cover-EM ${(100 * c.plusFewerRetrievals.plusCem).toFixed(1)} vs ${(100 * c.plusFewerRetrievals.r1Cem).toFixed(1)})\n` +
+              `RL is the teacher (R1-Searcher ≥${c.rlIsTheTeacher.threshold} points above the pre-trained model with the same prompt): ${c.rlIsTheTeacher.pass ? "yes" : "no"} ` +
+              `(Cover-EM ${(100 * c.rlIsTheTeacher.r1Cem).toFixed(1)} vs ${(100 * c.rlIsTheTeacher.pretrainedCem).toFixed(1)}, ${c.rlIsTheTeacher.gain >= 0 ? "+" : ""}${c.rlIsTheTeacher.gain.toFixed(1)} points)\n` +
               `report: ${path.join(run.out, "report.html")}\n` +
               `ask the trained agents in the browser: the \`serve agent\` lines of ${path.join(run.out, "configs", "commands.sh")}\n`,
           );
