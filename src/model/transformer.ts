@@ -16,7 +16,6 @@
 import { Rng } from "../util/rng.js";
 import { type ModelConfig, type ModelConfigInput, countParameters, resolveModelConfig } from "./config.js";
 import {
-  addInto,
   causalSoftmaxBackward,
   colSumInto,
   rmsnorm,
@@ -795,8 +794,9 @@ export class Transformer {
       tock("merge", t0);
       this.residualProj(bufs.ao, pre + "wo", x, xMid, N, qDim, "mm.o");
 
-      // --- MLP
+      // --- MLP (the product may have grown the heap: fresh view)
       t0 = tick();
+      H = rt.f32();
       rmsnorm(H, xMid >> 2, W0 + this.param(pre + "mlp_norm").offset, xn2 >> 2, N, d, c.rmsNormEps, rstd2);
       tock("norm", t0);
       t0 = tick();
@@ -1570,7 +1570,6 @@ export class Transformer {
       const xn = arena.f32(S * d);
       const qkv = arena.f32(S * qkvDim);
       const ao = arena.f32(S * qDim);
-      const tmp = arena.f32(S * d);
       const gu = arena.f32(S * 2 * ffn);
       const act = arena.f32(S * ffn);
       let maxPos = 0;
@@ -1672,12 +1671,9 @@ export class Transformer {
           }
         }
         tock("dec.attn", t0);
+        this.residualProj(ao, pre + "wo", x, x, S, qDim, "dec.mm");
         t0 = tick();
-        rt.matmulId(ao, this.wid(pre + "wo"), tmp, S, qDim, d);
-        tock("dec.mm", t0);
         H = rt.f32();
-        addInto(H, x >> 2, tmp >> 2, S * d);
-        t0 = tick();
         rmsnorm(H, x >> 2, W0 + this.param(pre + "mlp_norm").offset, xn >> 2, S, d, c.rmsNormEps, null);
         tock("dec.norm", t0);
         t0 = tick();
@@ -1686,11 +1682,7 @@ export class Transformer {
         t0 = tick();
         this.swigluFwd(gu, act, S);
         tock("dec.swiglu", t0);
-        t0 = tick();
-        rt.matmulId(act, this.wid(pre + "wd"), tmp, S, ffn, d);
-        tock("dec.mm", t0);
-        H = rt.f32();
-        addInto(H, x >> 2, tmp >> 2, S * d);
+        this.residualProj(act, pre + "wd", x, x, S, ffn, "dec.mm");
       }
       const xf = arena.f32(S * d);
       rmsnorm(rt.f32(), x >> 2, W0 + this.param("final_norm").offset, xf >> 2, S, d, c.rmsNormEps, null);
