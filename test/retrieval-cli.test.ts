@@ -93,7 +93,12 @@ describe("searchrl corpus / index / search / serve retrieval --check", () => {
 describe("--engine postings", () => {
   it("search --engine postings|memory|lancedb rank the same passages; a bad name lists the engines", async () => {
     const idx = path.join(tmpDir("engine-cli-"), "idx");
-    await buildIndex({ corpus: path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv"), out: idx, progress: false });
+    await buildIndex({
+      corpus: path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv"),
+      out: idx,
+      bm25: { engine: "lance" },
+      progress: false,
+    });
     const ids: string[][] = [];
     for (const engine of ["postings", "memory", "lancedb"]) {
       const r = await run("search", idx, "albedo", "reflection", "sunlight", "-k", "3", "--json", "--engine", engine);

@@ -512,8 +512,21 @@ export class PostingsIndex {
         const l = touched[i];
         if ((rec[l * R + 1] + nonEss) * SLACK > thr) touched[ns++] = l;
       }
-      const surv = touched.subarray(0, ns);
-      if (m - ne > 1) surv.sort();
+      // Ascending order (one essential term: already ascending). Insertion sort for the usual few dozen rows.
+      if (m - ne > 1) {
+        if (ns <= 64)
+          for (let i = 1; i < ns; i++) {
+            const x = touched[i];
+            let j = i - 1;
+            while (j >= 0 && touched[j] > x) {
+              touched[j + 1] = touched[j];
+              j--;
+            }
+            touched[j + 1] = x;
+          }
+        else touched.subarray(0, ns).sort();
+      }
+      const surv = touched;
       // 3. Non-essential terms, largest bound first, while the row can still enter; then its exact score.
       for (let i = 0; i < ns; i++) {
         const l = surv[i];
