@@ -376,6 +376,8 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
           seconds: (Date.now() - t0) / 1000,
           ...(postingsSeconds !== undefined ? { postingsSeconds } : {}),
           ...(state ? { resumedFromRow: skip } : {}),
+          // The building process's high-water mark (this run; a resumed build's earlier runs are not included).
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
         },
       };
       await atomicWriteJson(path.join(tmp, MANIFEST_FILE), manifest);

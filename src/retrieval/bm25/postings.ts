@@ -614,6 +614,48 @@ export class PostingsIndex {
   }
 
   /**
+   * Exhaustive term-at-a-time BM25 over the opened postings: every posting of the query terms scored and accumulated
+   * per row in query-term order, exactly as {@link Bm25MemoryIndex.search} does (same expressions, same summation
+   * order, same top-k), without a second copy of the index: the reference the pruned {@link search} is checked against
+   * at sizes where {@link toMemoryIndex} does not fit. Allocates one float64 per row per call.
+   */
+  exhaustiveSearch(queryTerms: readonly string[], k: number): ScoredRow[] {
+    if (k <= 0 || queryTerms.length === 0 || this.size === 0) return [];
+    const mult = new Map<string, number>();
+    for (const t of queryTerms) mult.set(t, (mult.get(t) ?? 0) + 1);
+    const acc = new Float64Array(this.size);
+    const seen = new Uint8Array(this.size);
+    const touched: number[] = [];
+    for (const [term, times] of mult) {
+      const key = Buffer.from(term, "utf8");
+      const tids = this.segments.map((seg) => seg.lookup(key));
+      let df = 0;
+      this.segments.forEach((seg, s) => {
+        if (tids[s] >= 0) df += seg.start[tids[s] + 1] - seg.start[tids[s]];
+      });
+      if (df === 0) continue;
+      const w = times * this.idf(df) * (BM25_K1 + 1);
+      this.segments.forEach((seg, s) => {
+        const t = tids[s];
+        if (t < 0) return;
+        const { docs, tfs, lenCode, normOfCode, firstRow } = seg;
+        for (let i = seg.start[t]; i < seg.start[t + 1]; i++) {
+          const d = firstRow + docs[i];
+          const tf = tfs[i];
+          if (!seen[d]) {
+            seen[d] = 1;
+            touched.push(d);
+          }
+          acc[d] += (w * tf) / (tf + normOfCode[lenCode[docs[i]]]);
+        }
+      });
+    }
+    const top = new TopK(k);
+    for (const d of touched) if (acc[d] >= top.threshold) top.push(d, acc[d]);
+    return top.result();
+  }
+
+  /**
    * The same postings as a term-at-a-time {@link Bm25MemoryIndex} (the exact reference scorer; every match scored).
    * Allocates the whole index again: for tests and benchmarks.
    */
