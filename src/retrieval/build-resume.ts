@@ -42,8 +42,24 @@ export function resumeDir(out: string): string {
 /** What must match for a checkpoint to be resumed (a canonical JSON string). */
 export function buildKey(parts: Record<string, unknown> & { corpus: string }): string {
   const st = statSync(parts.corpus);
-  const obj = { ...parts, corpus: path.resolve(parts.corpus), corpusBytes: st.size, corpusMtimeMs: st.mtimeMs };
-  return JSON.stringify(obj, Object.keys(obj).sort());
+  return canonicalJson({
+    ...parts,
+    corpus: path.resolve(parts.corpus),
+    corpusBytes: st.size,
+    corpusMtimeMs: st.mtimeMs,
+  });
+}
+
+/** JSON with object keys sorted at every depth (equal settings give equal strings). */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object")
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(v);
 }
 
 function pidAlive(pid: number): boolean {

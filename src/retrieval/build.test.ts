@@ -315,3 +315,15 @@ describe("atomic builds", () => {
     );
   });
 });
+
+describe("resume keys", () => {
+  it("differ when a nested setting (the analyzer) differs, and not with key order", async () => {
+    const { buildKey } = await import("./build-resume.js");
+    const a = buildKey({ corpus: KILT_TSV, analyzer: { stem: "porter", stopwords: "english" } });
+    const b = buildKey({ corpus: KILT_TSV, analyzer: { stopwords: "english", stem: "porter" } });
+    const c = buildKey({ corpus: KILT_TSV, analyzer: { stem: "none", stopwords: "english" } });
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
+    expect(a).toContain('"stem":"porter"');
+  });
+});
