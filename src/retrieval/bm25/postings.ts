@@ -617,14 +617,17 @@ export class PostingsIndex {
    * Exhaustive term-at-a-time BM25 over the opened postings: every posting of the query terms scored and accumulated
    * per row in query-term order, exactly as {@link Bm25MemoryIndex.search} does (same expressions, same summation
    * order, same top-k), without a second copy of the index: the reference the pruned {@link search} is checked against
-   * at sizes where {@link toMemoryIndex} does not fit. Allocates one float64 per row per call.
+   * at sizes where {@link toMemoryIndex} does not fit. Holds 9 bytes per row once called.
    */
   exhaustiveSearch(queryTerms: readonly string[], k: number): ScoredRow[] {
     if (k <= 0 || queryTerms.length === 0 || this.size === 0) return [];
     const mult = new Map<string, number>();
     for (const t of queryTerms) mult.set(t, (mult.get(t) ?? 0) + 1);
-    const acc = new Float64Array(this.size);
-    const seen = new Uint8Array(this.size);
+    // One accumulator per row, kept between calls (zeroed again through the touched rows).
+    this.exAcc ??= new Float64Array(this.size);
+    this.exSeen ??= new Uint8Array(this.size);
+    const acc = this.exAcc;
+    const seen = this.exSeen;
     const touched: number[] = [];
     for (const [term, times] of mult) {
       const key = Buffer.from(term, "utf8");
@@ -651,9 +654,16 @@ export class PostingsIndex {
       });
     }
     const top = new TopK(k);
-    for (const d of touched) if (acc[d] >= top.threshold) top.push(d, acc[d]);
+    for (const d of touched) {
+      if (acc[d] >= top.threshold) top.push(d, acc[d]);
+      acc[d] = 0;
+      seen[d] = 0;
+    }
     return top.result();
   }
+
+  private exAcc: Float64Array | null = null;
+  private exSeen: Uint8Array | null = null;
 
   /**
    * The same postings as a term-at-a-time {@link Bm25MemoryIndex} (the exact reference scorer; every match scored).
