@@ -196,3 +196,14 @@ describe("the default BM25 build writes no LanceDB index", () => {
     );
   });
 });
+
+describe("LanceDB is optional", () => {
+  it("a package that is not installed is reported with what to do", async () => {
+    const { importOptional, LANCE_MISSING, loadLance } = await import("./bm25/lance.js");
+    await expect(importOptional("@searchrl-test/not-installed-package", LANCE_MISSING)).rejects.toThrow(
+      /LanceDB is not installed: .*npm install @lancedb\/lancedb/,
+    );
+    // Installed here: it loads (the "lance" engine's path).
+    expect(typeof (await loadLance()).connect).toBe("function");
+  });
+});

@@ -38,6 +38,18 @@ async function computeRowMap(table: LanceTypes.Table): Promise<Record<string, nu
 type Lance = typeof LanceTypes;
 let lancePromise: Promise<Lance> | null = null;
 
+/** Import an optional package; when it is not installed, reject with `missing` (the import error as its cause). */
+export async function importOptional<T>(specifier: string, missing: string): Promise<T> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ERR_MODULE_NOT_FOUND" || /Cannot find (module|package)/.test(String(e.message)))
+      throw new Error(missing, { cause: err });
+    throw err;
+  }
+}
+
 /** Whether a `bm25/` folder holds LanceDB's `terms` table (indexes built with the "lance" engine). */
 export function hasLanceTable(dir: string): boolean {
   return existsSync(path.join(dir, `${LANCE_TABLE}.lance`));
@@ -54,16 +66,8 @@ export const LANCE_MISSING =
 export function loadLance(): Promise<Lance> {
   if (!lancePromise) {
     process.env.LANCEDB_LOG ??= "error";
-    lancePromise = import("@lancedb/lancedb").then(
-      (m) =>
-        (m as unknown as { default?: Lance }).default?.connect
-          ? (m as unknown as { default: Lance }).default
-          : (m as unknown as Lance),
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === "ERR_MODULE_NOT_FOUND" || /Cannot find (module|package)/.test(String(err.message)))
-          throw new Error(LANCE_MISSING, { cause: err });
-        throw err;
-      },
+    lancePromise = importOptional<Lance>("@lancedb/lancedb", LANCE_MISSING).then((m) =>
+      (m as unknown as { default?: Lance }).default?.connect ? (m as unknown as { default: Lance }).default : m,
     );
     lancePromise.catch(() => (lancePromise = null));
   }
