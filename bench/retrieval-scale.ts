@@ -56,9 +56,11 @@ function dirSize(p: string): number {
   if (!st.isDirectory()) return st.size;
   return readdirSync(p).reduce((s, n) => s + dirSize(path.join(p, n)), 0);
 }
+/** A Markdown table (header row, separator, rows). */
 function table(rows: string[][]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => `| ${r.map((x, c) => x.padEnd(w[c])).join(" | ")} |`).join("\n");
+  const w = rows[0].map((_, c) => Math.max(3, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(w[c])).join(" | ")} |`;
+  return [line(rows[0]), line(w.map((n) => "-".repeat(n))), ...rows.slice(1).map(line)].join("\n");
 }
 
 /** Peak RSS of this process while `fn` runs, sampled every 200 ms (and the kernel's high-water mark). */
