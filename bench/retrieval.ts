@@ -13,6 +13,10 @@
  * Dense: seeded low-rank synthetic vectors (x = normalize(A·z + noise), z ~ N(0, I_32), 384-d) at several sizes:
  * ivf-sq8 build time, recall@10 against exact search and p50/p99 across nprobe, and exact flat search for comparison.
  *
+ * Scale (`--passages N` above 1 M, or `--scale`): `bench/retrieval-scale.ts` — the default postings-only build and
+ * serving at that size, and the 1 M → 10 M → 30 M growth table (sizes not measured are extrapolated, labelled so).
+ * `--split-kilt-mb M`: the KILT splitter over a generated KILT-shaped file of M MB (rate, RSS, prefix check).
+ *
  * Flags: --quick (small sizes), --passages N, --subset N, --dense-sizes 200000,1000000, --queries N, --qps-seconds S,
  * --skip-bm25, --skip-dense, --skip-server, --lance-ann (also LanceDB IVF_PQ/HNSW_SQ at the smallest dense size),
  * --exact-full (also the exact in-memory BM25 engine rebuilt from LanceDB's stored terms at full size),
@@ -21,16 +25,7 @@
  * Timings on a shared 2-core machine are contended: compare ratios from the same run.
  */
 import { spawn } from "node:child_process";
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  readdirSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +34,8 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { Rng } from "../src/util/rng.js";
 import { readCorpus } from "../src/corpus/readers.js";
+import { generateCorpus, type CorpusMeta } from "./retrieval-corpus.js";
+import { runScale, runSplitKilt } from "./retrieval-scale.js";
 import { buildIndex } from "../src/retrieval/build.js";
 import { openRetriever } from "../src/retrieval/factory.js";
 import { readIndexManifest, type IndexManifest } from "../src/retrieval/manifest.js";
@@ -126,115 +123,6 @@ async function timeQueries<T>(queries: T[], fn: (q: T) => Promise<unknown> | unk
     lat.push(performance.now() - s);
   }
   return lat;
-}
-
-// ---- corpus generation ----------------------------------------------------------------------------------------------
-
-const SYL = [
-  "ka",
-  "lo",
-  "mi",
-  "ra",
-  "te",
-  "sun",
-  "dor",
-  "vel",
-  "qua",
-  "ni",
-  "pe",
-  "so",
-  "tar",
-  "bri",
-  "gon",
-  "hal",
-  "zu",
-  "fen",
-  "wy",
-  "cor",
-];
-function pseudoWord(i: number): string {
-  let s = "";
-  let x = i + 1;
-  do {
-    s += SYL[x % SYL.length];
-    x = Math.floor(x / SYL.length);
-  } while (x > 0);
-  return s;
-}
-
-interface CorpusMeta {
-  version: 2;
-  n: number;
-  vocab: number;
-  seed: number;
-  queries: string[];
-}
-
-/** Zipf(s = 1.0) sampler over `v` ranks via inverse CDF. */
-function zipfSampler(v: number, rng: Rng): () => number {
-  const cdf = new Float64Array(v);
-  let acc = 0;
-  for (let r = 0; r < v; r++) cdf[r] = acc += 1 / (r + 1);
-  for (let r = 0; r < v; r++) cdf[r] /= acc;
-  return () => {
-    const u = rng.next();
-    let lo = 0;
-    let hi = v - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid] < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-}
-
-async function generateCorpus(file: string, n: number): Promise<CorpusMeta> {
-  const metaFile = `${file}.meta.json`;
-  if (existsSync(file) && existsSync(metaFile)) {
-    const m = JSON.parse(readFileSync(metaFile, "utf8")) as CorpusMeta;
-    if (m.version === 2 && m.n === n && m.vocab === VOCAB && m.seed === SEED && m.queries.length >= NQ) return m;
-  }
-  const rng = new Rng(SEED);
-  const words = Array.from({ length: VOCAB }, (_, i) => pseudoWord(i));
-  const zipf = zipfSampler(VOCAB, rng);
-  // Query sources: passages inside the subset, so the same queries serve every engine.
-  const qrng = new Rng(SEED + 1);
-  const want = new Map<number, number>(); // passage row → number of query words (1..5)
-  while (want.size < NQ) want.set(qrng.int(SUBSET), 1 + (want.size % 5));
-  const queries = new Map<number, string>();
-  const ws = createWriteStream(file, { highWaterMark: 1 << 22 });
-  let buf: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const len = 90 + rng.int(21);
-    const ranks: number[] = new Array(len);
-    for (let j = 0; j < len; j++) ranks[j] = zipf();
-    const title = `${words[zipf() % 5000]} ${words[zipf() % 20000]}`;
-    buf.push(`${i}\t${title}   ${ranks.map((r) => words[r]).join(" ")}\n`);
-    const q = want.get(i);
-    if (q !== undefined) {
-      // 1–5 distinct words of the passage, skipping the 100 most frequent ranks (stop-word-like).
-      const pool = [...new Set(ranks.filter((r) => r >= 100))];
-      const picked: string[] = [];
-      for (let j = 0; j < q && pool.length > 0; j++) picked.push(words[pool.splice(qrng.int(pool.length), 1)[0]]);
-      queries.set(i, picked.join(" "));
-    }
-    if (buf.length >= 5000) {
-      if (!ws.write(buf.join(""))) await new Promise<void>((r) => ws.once("drain", () => r()));
-      buf = [];
-    }
-  }
-  ws.write(buf.join(""));
-  await new Promise<void>((r) => ws.end(() => r()));
-  const meta: CorpusMeta = {
-    version: 2,
-    n,
-    vocab: VOCAB,
-    seed: SEED,
-    queries: [...want.keys()].map((row) => queries.get(row)!),
-  };
-  writeFileSync(metaFile, JSON.stringify(meta));
-  return meta;
 }
 
 // ---- BM25 -----------------------------------------------------------------------------------------------------------
@@ -332,14 +220,14 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
     } catch {
       manifestN = null;
     }
-    if (manifestN && (manifestN.size !== N || !manifestN.bm25?.postings)) {
-      log(`BM25: ${dirN} has no postings (built before them) or another size: rebuilding`);
+    if (manifestN && (manifestN.size !== N || !manifestN.bm25?.postings || manifestN.bm25.engine !== "lancedb-fts")) {
+      log(`BM25: ${dirN} has no postings (built before them), no LanceDB index or another size: rebuilding`);
       manifestN = null;
     } else if (manifestN) log(`BM25: reusing ${dirN} (built ${manifestN.created}; build figures from its manifest)`);
   }
   if (!manifestN) {
     log(`BM25: building the index over ${N} passages (passage store, LanceDB FTS, postings) ...`);
-    manifestN = await buildIndex({ corpus, out: dirN, bm25: true, progress: true });
+    manifestN = await buildIndex({ corpus, out: dirN, bm25: { engine: "lance" }, progress: true });
   }
   const buildN = manifestN.build.seconds;
   const postingsBuildS = Number(manifestN.build.postingsSeconds ?? NaN);
@@ -621,7 +509,7 @@ async function benchBm25(corpus: string, meta: CorpusMeta): Promise<void> {
   {
     const dir = path.join(ROOT, `bm25-subset-${SUBSET}`);
     s = Date.now();
-    const m = await buildIndex({ corpus, out: dir, bm25: true, limit: SUBSET, progress: false });
+    const m = await buildIndex({ corpus, out: dir, bm25: { engine: "lance" }, limit: SUBSET, progress: false });
     const postS = Number(m.build.postingsSeconds ?? 0);
     // The build writes both; LanceDB's share is the rest (store + analysis + LanceDB, as before the postings).
     const b = (Date.now() - s) / 1000 - postS;
@@ -972,14 +860,27 @@ async function lanceAnn(
 
 const loop = monitorEventLoopDelay({ resolution: 20 });
 loop.enable();
-if (!flag("skip-bm25")) {
+const SCALE = flag("scale") || N > 1_000_000;
+if (flag("split-kilt-mb")) {
+  const samples = path.resolve(import.meta.dirname, "../data/r1-searcher/kilt_samples");
+  results.splitKilt = await runSplitKilt(ROOT, Number(opt("split-kilt-mb", "2048")), samples, log);
+} else if (SCALE) {
+  // Above 1 M passages (or with --scale): the default build and serving only, one size per run, and the growth table.
+  results.scale = await runScale({
+    n: N,
+    root: ROOT,
+    shape: { vocab: VOCAB, seed: SEED, queries: NQ, subset: SUBSET },
+    reuseIndex: flag("reuse-index"),
+    log,
+  });
+} else if (!flag("skip-bm25")) {
   const corpus = path.join(ROOT, `corpus-${N}.tsv`);
   log(`generating/reusing corpus: ${N} passages, vocabulary ${VOCAB} (Zipf), ${NQ} queries of 1–5 words ...`);
-  const meta = await generateCorpus(corpus, N);
+  const meta = await generateCorpus(corpus, N, { vocab: VOCAB, seed: SEED, queries: NQ, subset: SUBSET });
   log(`corpus ready: ${mb(statSync(corpus).size)}`);
   await benchBm25(corpus, meta);
 }
-if (!flag("skip-dense")) await benchDense();
+if (!flag("skip-dense") && !SCALE && !flag("split-kilt-mb")) await benchDense();
 results.totalSeconds = (Date.now() - t0) / 1000;
 const jsonFile = opt("json", path.join(ROOT, `results${QUICK ? "-quick" : ""}.json`));
 writeFileSync(jsonFile, JSON.stringify(results, null, 2));

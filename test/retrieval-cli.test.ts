@@ -90,10 +90,53 @@ describe("searchrl corpus / index / search / serve retrieval --check", () => {
   });
 });
 
+describe("index build --engine", () => {
+  it("postings (default, no LanceDB files) or lance (LanceDB too); a bad name is refused", async () => {
+    const corpus = path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv");
+    const dir = tmpDir("build-engine-");
+    const r1 = await run("index", "build", "--corpus", corpus, "--out", path.join(dir, "a"), "--bm25", "--quiet");
+    expect(r1.code, r1.err).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(dir, "a", "manifest.json"), "utf8")).bm25.engine).toBe("postings");
+    const r2 = await run(
+      "index",
+      "build",
+      "--corpus",
+      corpus,
+      "--out",
+      path.join(dir, "b"),
+      "--bm25",
+      "--engine",
+      "lance",
+      "--no-resume",
+      "--quiet",
+    );
+    expect(r2.code, r2.err).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(dir, "b", "manifest.json"), "utf8")).bm25.engine).toBe("lancedb-fts");
+    const bad = await run(
+      "index",
+      "build",
+      "--corpus",
+      corpus,
+      "--out",
+      path.join(dir, "c"),
+      "--bm25",
+      "--engine",
+      "x",
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--engine must be postings or lance/);
+  });
+});
+
 describe("--engine postings", () => {
   it("search --engine postings|memory|lancedb rank the same passages; a bad name lists the engines", async () => {
     const idx = path.join(tmpDir("engine-cli-"), "idx");
-    await buildIndex({ corpus: path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv"), out: idx, progress: false });
+    await buildIndex({
+      corpus: path.join(SAMPLES, "train_kilt_full_page_sample_100.tsv"),
+      out: idx,
+      bm25: { engine: "lance" },
+      progress: false,
+    });
     const ids: string[][] = [];
     for (const engine of ["postings", "memory", "lancedb"]) {
       const r = await run("search", idx, "albedo", "reflection", "sunlight", "-k", "3", "--json", "--engine", engine);

@@ -45,7 +45,7 @@ describe("retrieval server over a BM25 index", () => {
   beforeAll(async () => {
     root = mkdtempSync(path.join(tmpdir(), "srv-"));
     const dir = path.join(root, "idx");
-    await buildIndex({ corpus: KILT_TSV, out: dir, progress: false });
+    await buildIndex({ corpus: KILT_TSV, out: dir, bm25: { engine: "lance" }, progress: false });
     retriever = await openRetriever(dir, { bm25Engine: "lancedb" });
     server = await serveRetrieval({ retriever, port: 0 });
   });

@@ -9,7 +9,7 @@ import { createWriteStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { pyWords } from "../util/pystr.js";
-import { Progress } from "../util/progress.js";
+import { formatDuration, Progress } from "../util/progress.js";
 import { readCorpusLines } from "./lines.js";
 
 /** One KILT page as read from the knowledge source (only the fields the splitter uses are typed). */
@@ -122,7 +122,9 @@ export async function splitKiltFile(input: string, out: string, opts: SplitKiltO
     extra: () => {
       const sec = (Date.now() - t0) / 1000;
       const pct = size > 0 ? ` ${((100 * bytes) / size).toFixed(1)}% of input` : "";
-      return `| ${passages} passages ${(passages / Math.max(sec, 1e-3)).toFixed(0)} passages/s${pct}`;
+      const rate = bytes / Math.max(sec, 1e-3);
+      const eta = rate > 0 && size > 0 ? `, ETA ${formatDuration((size - bytes) / rate)}` : "";
+      return `| ${passages} passages ${(passages / Math.max(sec, 1e-3)).toFixed(0)} passages/s${pct}, ${(rate / 1e6).toFixed(1)} MB/s${eta}`;
     },
   });
   await fsp.mkdir(path.dirname(path.resolve(out)), { recursive: true });

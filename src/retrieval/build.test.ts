@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from "vitest";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Rng } from "../util/rng.js";
 import { buildIndex, cleanStaleBuilds } from "./build.js";
@@ -22,7 +22,7 @@ describe("BM25 index build and search", () => {
   let dir: string;
   beforeAll(async () => {
     dir = path.join(tmp("bm25idx-"), "idx");
-    await buildIndex({ corpus: KILT_TSV, out: dir, bm25: true, progress: false });
+    await buildIndex({ corpus: KILT_TSV, out: dir, bm25: { engine: "lance" }, progress: false });
   });
 
   it("writes manifest last, with the layout and analyzer recorded", () => {
@@ -198,35 +198,40 @@ describe("atomic builds", () => {
     expect(readdirSync(root).sort()).toEqual(["bad.jsonl", "idx"]);
   });
 
-  it("a killed build (SIGKILL) never leaves a half index; the next build cleans up", async () => {
+  /** Start a child process building `corpus` into `out` (BM25, default engine), to be killed. */
+  function spawnBuild(root: string, corpus: string, out: string, segmentSize: number) {
+    const script = path.join(root, "child.mts");
+    writeFileSync(
+      script,
+      `import { buildIndex } from ${JSON.stringify(path.resolve(__dirname, "build.ts"))};\n` +
+        `await buildIndex({ corpus: process.argv[2], out: process.argv[3], bm25: { postings: { segmentSize: ${segmentSize} } }, progress: false });\n`,
+    );
+    return spawn(process.execPath, ["--import", "tsx", script, corpus, out], {
+      cwd: path.resolve(__dirname, "../.."),
+      stdio: "ignore",
+    });
+  }
+
+  async function waitFor(cond: () => boolean, child: { exitCode: number | null }): Promise<boolean> {
+    const started = Date.now();
+    while (Date.now() - started < 60_000) {
+      if (cond()) return true;
+      if (child.exitCode !== null) return false;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return false;
+  }
+
+  it("a killed build (SIGKILL) never leaves a half index; its work directory is resumed or replaced", async () => {
     const root = tmp("kill-");
     const out = path.join(root, "idx");
     await buildIndex({ corpus: KILT_TSV, out, progress: false });
     const big = path.join(root, "big.tsv");
     syntheticTsv(big, 150_000, 1);
-    const script = path.join(root, "child.mts");
-    writeFileSync(
-      script,
-      `import { buildIndex } from ${JSON.stringify(path.resolve(__dirname, "build.ts"))};\n` +
-        `await buildIndex({ corpus: process.argv[2], out: process.argv[3], bm25: true, progress: false });\n`,
-    );
-    const child = spawn(process.execPath, ["--import", "tsx", script, big, out], {
-      cwd: path.resolve(__dirname, "../.."),
-      stdio: "ignore",
-    });
-    const started = Date.now();
-    let sawTmp = false;
-    while (Date.now() - started < 60_000) {
-      if (
-        readdirSync(root).some((n) => n.startsWith(".idx.tmp-") && existsSync(path.join(root, n, "passages.jsonl")))
-      ) {
-        sawTmp = true;
-        break;
-      }
-      if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(sawTmp).toBe(true);
+    const child = spawnBuild(root, big, out, 1_000_000);
+    const partial = path.join(root, ".idx.partial");
+    const sawWork = await waitFor(() => existsSync(path.join(partial, "passages.jsonl")), child);
+    expect(sawWork).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     const exited = new Promise((r) => child.once("exit", r));
     child.kill("SIGKILL");
@@ -236,9 +241,89 @@ describe("atomic builds", () => {
     const r = await openRetriever(out);
     expect((await r.search(["alphabet"], 1))[0].length).toBe(1);
     await r.close();
-    expect(readdirSync(root).filter((n) => n.startsWith(".idx.tmp-")).length).toBe(1);
-    // The next build removes the dead process's temporary directory.
-    expect((await cleanStaleBuilds(out)).length).toBe(1);
+    // The work directory stays (no segment finished: nothing to resume) and no per-process temporary is left.
+    expect(readdirSync(root).sort()).toEqual([".idx.partial", "big.tsv", "child.mts", "idx"]);
+    expect(existsSync(path.join(partial, "build-state.json"))).toBe(false);
+    // The next build (another corpus: no checkpoint to resume) starts over in it and moves it into place.
+    const m = await buildIndex({ corpus: KILT_TSV, out, limit: 50, progress: false });
+    expect(m.size).toBe(50);
+    expect(m.build.resumedFromRow).toBeUndefined();
     expect(readdirSync(root).sort()).toEqual(["big.tsv", "child.mts", "idx"]);
   }, 90_000);
+
+  it("a build killed after finished segments resumes from the last one: the same files as an uninterrupted build", async () => {
+    const root = tmp("resume-");
+    const corpus = path.join(root, "big.tsv");
+    syntheticTsv(corpus, 30_000, 2);
+    const out = path.join(root, "idx");
+    const child = spawnBuild(root, corpus, out, 4000);
+    const state = path.join(root, ".idx.partial", "build-state.json");
+    const segs = () => {
+      try {
+        return (JSON.parse(readFileSync(state, "utf8")) as { segments: unknown[] }).segments.length;
+      } catch {
+        return 0;
+      }
+    };
+    const sawCheckpoint = await waitFor(() => segs() >= 2, child);
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    expect(sawCheckpoint).toBe(true);
+    expect(existsSync(out)).toBe(false);
+    const done = segs();
+    const m = await buildIndex({ corpus, out, bm25: { postings: { segmentSize: 4000 } }, progress: false });
+    expect(m.build.resumedFromRow).toBeGreaterThanOrEqual(done * 4000);
+    expect(m.size).toBe(30_000);
+    expect(readdirSync(root).sort()).toEqual(["big.tsv", "child.mts", "idx"]);
+    // Reference: the same build, uninterrupted and not resumable.
+    const ref = path.join(root, "ref");
+    await buildIndex({ corpus, out: ref, bm25: { postings: { segmentSize: 4000 } }, resume: false, progress: false });
+    const files = (d: string): string[] =>
+      readdirSync(d, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && e.name !== "manifest.json")
+        .map((e) => path.relative(d, path.join(e.parentPath, e.name)))
+        .sort();
+    expect(files(out)).toEqual(files(ref));
+    expect(files(out)).toContain(path.join("bm25", "postings", "seg-0007.docs.i32"));
+    for (const f of files(out))
+      expect(readFileSync(path.join(out, f)).equals(readFileSync(path.join(ref, f))), f).toBe(true);
+    const a = await openRetriever(out);
+    const b = await openRetriever(ref);
+    expect(await a.search(["w12 w345", "w7"], 5)).toEqual(await b.search(["w12 w345", "w7"], 5));
+    await a.close();
+    await b.close();
+  }, 120_000);
+
+  it("the next build removes a dead process's temporary directory (non-resumable builds)", async () => {
+    const root = tmp("stale-");
+    const out = path.join(root, "idx");
+    mkdirSync(path.join(root, ".idx.tmp-999999999-abcd"));
+    mkdirSync(path.join(root, `.idx.tmp-${process.pid}-live`));
+    expect(await cleanStaleBuilds(out)).toEqual([".idx.tmp-999999999-abcd"]);
+    expect(readdirSync(root)).toEqual([`.idx.tmp-${process.pid}-live`]);
+  });
+
+  it("a resumable build refuses a work directory held by a live process", async () => {
+    const root = tmp("lock-");
+    const out = path.join(root, "idx");
+    const partial = path.join(root, ".idx.partial");
+    mkdirSync(partial);
+    writeFileSync(path.join(partial, "build.lock"), String(process.ppid));
+    await expect(buildIndex({ corpus: KILT_TSV, out, progress: false })).rejects.toThrow(
+      /another build of .*idx is running \(pid \d+/,
+    );
+  });
+});
+
+describe("resume keys", () => {
+  it("differ when a nested setting (the analyzer) differs, and not with key order", async () => {
+    const { buildKey } = await import("./build-resume.js");
+    const a = buildKey({ corpus: KILT_TSV, analyzer: { stem: "porter", stopwords: "english" } });
+    const b = buildKey({ corpus: KILT_TSV, analyzer: { stopwords: "english", stem: "porter" } });
+    const c = buildKey({ corpus: KILT_TSV, analyzer: { stem: "none", stopwords: "english" } });
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
+    expect(a).toContain('"stem":"porter"');
+  });
 });

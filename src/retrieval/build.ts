@@ -1,21 +1,34 @@
 /**
  * `buildIndex`: stream a corpus once into an index directory (passage store, BM25 and/or dense vectors).
  *
- * The build runs in a temporary sibling directory that replaces `out` only when everything, `manifest.json` last, is
- * written (util `atomicWriteDir`). An interrupted build therefore leaves `out` as it was (the previous index, or
- * nothing); leftover temporary directories of dead processes are removed by the next build.
+ * The build runs in a sibling work directory that replaces `out` only when everything, `manifest.json` last, is
+ * written. An interrupted build therefore leaves `out` as it was (the previous index, or nothing). A BM25 build from a
+ * corpus file with the default engine is resumable (`build-resume.ts`): killed mid-way, the next build of the same
+ * `out` goes on from its last finished postings segment. Other builds (LanceDB, dense, passages from an iterable) use
+ * a per-process temporary directory (util `atomicWriteDir`); leftovers of dead processes are removed by the next build.
+ *
+ * BM25 engines: "postings" (default) writes only the persisted postings of the exact DAAT engine; "lance" also writes
+ * a LanceDB FTS table and index (LanceDB is then loaded; it is an optional dependency).
  */
 import { existsSync, promises as fsp, statSync, createWriteStream, type WriteStream } from "node:fs";
 import path from "node:path";
 import type { Passage } from "../util/types.js";
 import { atomicWriteDir, atomicWriteJson } from "../util/fsutil.js";
-import { Progress } from "../util/progress.js";
+import { formatDuration, Progress } from "../util/progress.js";
 import { VERSION } from "../version.js";
 import { detectCorpusFormat, readCorpus, type CorpusFormat } from "../corpus/readers.js";
 import { Analyzer, type AnalyzerOptions } from "./bm25/analyzer.js";
-import { LanceFtsWriter } from "./bm25/lance.js";
+import { LANCE_TABLE, LanceFtsWriter } from "./bm25/lance.js";
 import { BM25_B, BM25_K1 } from "./bm25/memory.js";
-import { POSTINGS_DIR, POSTINGS_VERSION } from "./bm25/postings-format.js";
+import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_SIZE, POSTINGS_DIR, POSTINGS_VERSION } from "./bm25/postings-format.js";
+import {
+  buildKey,
+  claimResumeDir,
+  finishResumeDir,
+  releaseResumeDir,
+  writeCheckpoint,
+  type BuildState,
+} from "./build-resume.js";
 import { PostingsWriter, type PostingsSummary, type PostingsWriterOptions } from "./bm25/postings-writer.js";
 import {
   embeddingPreset,
@@ -42,6 +55,9 @@ export interface DenseBuildOptions {
   threads?: number;
 }
 
+/** "postings": the exact engine's postings only (default); "lance": LanceDB FTS as well. */
+export type Bm25BuildEngine = "postings" | "lance";
+
 export interface BuildIndexOptions {
   /** A corpus file (any supported format) or passages. */
   corpus: string | AsyncIterable<Passage> | Iterable<Passage>;
@@ -51,10 +67,13 @@ export interface BuildIndexOptions {
   titleField?: string;
   idField?: string;
   /**
-   * Build a BM25 index (default true unless `dense` is given): LanceDB FTS plus the persisted postings of the exact
-   * DAAT engine (`postings: false` leaves them out; `{segmentSize, blockSize}` tunes them).
+   * Build a BM25 index (default true unless `dense` is given): the persisted postings of the exact DAAT engine
+   * (`{segmentSize, blockSize}` tunes them), plus a LanceDB FTS index with `engine: "lance"` (there, `postings: false`
+   * leaves the postings out).
    */
-  bm25?: boolean | { analyzer?: AnalyzerOptions; postings?: boolean | PostingsWriterOptions };
+  bm25?: boolean | { analyzer?: AnalyzerOptions; postings?: boolean | PostingsWriterOptions; engine?: Bm25BuildEngine };
+  /** Resume a killed BM25 build from its last finished segment where possible (default true). */
+  resume?: boolean;
   dense?: DenseBuildOptions;
   /** Only index the first `limit` passages. */
   limit?: number;
@@ -107,6 +126,24 @@ function writeAll(ws: WriteStream, data: Uint8Array): Promise<void> {
   });
 }
 
+/** The progress line's tail: share of the input read and the ETA from this run's byte rate (or the row limit). */
+function progressExtra(
+  bytes: number,
+  bytesAtStart: number,
+  size: number,
+  runStart: number,
+  limit: number | undefined,
+  rows: number,
+): string {
+  if (size <= 0) return "";
+  const sec = (Date.now() - runStart) / 1000;
+  const done = bytesAtStart < 0 ? 0 : bytes - bytesAtStart;
+  const rate = sec > 0 ? done / sec : 0;
+  let eta = rate > 0 ? (size - bytes) / rate : Infinity;
+  if (limit !== undefined && rows > 0 && rows < limit && bytes > 0) eta = Math.min(eta, ((limit - rows) / rows) * sec);
+  return `| ${((100 * bytes) / size).toFixed(1)}% of input, ${(rate / 1e6).toFixed(1)} MB/s, ETA ${formatDuration(eta)}`;
+}
+
 /** Build an index directory; resolves with its manifest. */
 export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest> {
   const t0 = Date.now();
@@ -127,9 +164,49 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
     denseConfig = embeddingPreset(opts.dense.preset ?? "bge", opts.dense.presetOptions);
   }
   await cleanStaleBuilds(opts.out);
+  const bm25Opts = typeof opts.bm25 === "object" ? opts.bm25 : {};
+  const engine: Bm25BuildEngine = bm25Opts.engine ?? "postings";
+  if (engine !== "postings" && engine !== "lance")
+    throw new Error(`buildIndex: unknown BM25 engine "${String(engine)}" (postings or lance)`);
+  if (wantBm25 && engine === "postings" && bm25Opts.postings === false)
+    throw new Error('buildIndex: the "postings" engine needs its postings (postings: false only with engine "lance")');
+  const postingsOpts: PostingsWriterOptions = typeof bm25Opts.postings === "object" ? bm25Opts.postings : {};
+  const analyzerCfg = wantBm25 ? new Analyzer(bm25Opts.analyzer).config : null;
+  const resumable =
+    opts.resume !== false && wantBm25 && engine === "postings" && !opts.dense && typeof opts.corpus === "string";
+  if (!resumable) return atomicWriteDir(opts.out, (tmp) => buildInto(tmp, null));
+  const key = buildKey({
+    corpus: opts.corpus as string,
+    format: corpusFormat,
+    textField: opts.textField ?? null,
+    titleField: opts.titleField ?? null,
+    idField: opts.idField ?? null,
+    limit: opts.limit ?? null,
+    analyzer: analyzerCfg,
+    segmentSize: postingsOpts.segmentSize ?? DEFAULT_SEGMENT_SIZE,
+    blockSize: postingsOpts.blockSize ?? DEFAULT_BLOCK_SIZE,
+    searchrl: VERSION,
+  });
+  const claim = await claimResumeDir(opts.out, key);
+  let manifest: IndexManifest;
+  try {
+    manifest = await buildInto(claim.dir, { key, state: claim.state });
+  } catch (err) {
+    await releaseResumeDir(claim.dir);
+    throw err;
+  }
+  await finishResumeDir(claim.dir, opts.out);
+  return manifest;
 
-  return atomicWriteDir(opts.out, async (tmp) => {
+  async function buildInto(
+    tmp: string,
+    resume: { key: string; state: BuildState | null } | null,
+  ): Promise<IndexManifest> {
+    const state = resume?.state ?? null;
+    const skip = state?.store.rows ?? 0;
     let inputBytes = 0;
+    let inputAtStart = -1;
+    const runStart = Date.now();
     const inputSize = typeof opts.corpus === "string" ? statSync(opts.corpus).size : 0;
     const source =
       typeof opts.corpus === "string"
@@ -141,17 +218,19 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
             onBytes: (n) => (inputBytes = n),
           })
         : toAsync(opts.corpus);
-    const store = new PassageStoreWriter(tmp);
-    const analyzerOpts = typeof opts.bm25 === "object" ? opts.bm25.analyzer : undefined;
-    const analyzer = wantBm25 ? new Analyzer(analyzerOpts) : null;
+    const store = new PassageStoreWriter(tmp, state?.store);
+    const analyzer = wantBm25 ? new Analyzer(bm25Opts.analyzer) : null;
     let fts: LanceFtsWriter | null = null;
     let postings: PostingsWriter | null = null;
     if (analyzer) {
-      await fsp.mkdir(path.join(tmp, "bm25"));
-      fts = await LanceFtsWriter.create(path.join(tmp, "bm25"));
-      const po = typeof opts.bm25 === "object" ? opts.bm25.postings : undefined;
-      if (po !== false)
-        postings = await PostingsWriter.create(path.join(tmp, "bm25", POSTINGS_DIR), typeof po === "object" ? po : {});
+      await fsp.mkdir(path.join(tmp, "bm25"), { recursive: true });
+      if (engine === "lance") fts = await LanceFtsWriter.create(path.join(tmp, "bm25"));
+      if (bm25Opts.postings !== false)
+        postings = await PostingsWriter.create(
+          path.join(tmp, "bm25", POSTINGS_DIR),
+          postingsOpts,
+          state ? { segments: state.segments } : undefined,
+        );
     }
     let embedder: OnnxEmbedder | null = null;
     let vec: WriteStream | null = null;
@@ -171,23 +250,48 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
       await writeAll(vec, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       pendingDense = [];
     };
-    let tokens = 0;
+    let tokens = state?.tokens ?? 0;
     const progress = new Progress({
       label: "index",
       unit: "passages",
       silent: opts.progress === false,
-      extra: () => (inputSize > 0 ? `| ${((100 * inputBytes) / inputSize).toFixed(1)}% of input` : ""),
+      extra: () =>
+        progressExtra(
+          inputBytes,
+          inputAtStart,
+          inputSize,
+          runStart,
+          opts.limit === undefined ? undefined : opts.limit - skip,
+          store.count - skip,
+        ),
     });
+    if (state && opts.progress !== false)
+      process.stderr.write(
+        `index: resuming ${opts.out} from row ${skip} (${state.segments.length} finished segment(s) kept)\n`,
+      );
+    let seen = 0;
     try {
       for await (const p of source) {
+        if (seen < skip) {
+          // Already in a finished segment (resumed build): read, not stored or analyzed again.
+          seen++;
+          continue;
+        }
+        if (inputAtStart < 0) inputAtStart = inputBytes;
         if (opts.limit !== undefined && store.count >= opts.limit) break;
         opts.signal?.throwIfAborted();
         const row = await store.add(p);
-        if (analyzer && fts) {
+        if (analyzer) {
           const terms = analyzer.terms(p.title ? `${p.title}\n${p.text}` : p.text);
           tokens += terms.length;
-          await fts.add(row, terms);
-          if (postings) await postings.add(terms);
+          if (fts) await fts.add(row, terms);
+          if (postings && (await postings.add(terms)) && resume)
+            await writeCheckpoint(tmp, {
+              key: resume.key,
+              store: await store.sync(),
+              tokens,
+              segments: postings.checkpoint.segments,
+            });
         }
         if (embedder) {
           pendingDense.push(p);
@@ -198,9 +302,13 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
       const size = await store.close();
       let bm25: IndexManifest["bm25"] = null;
       let postingsSeconds: number | undefined;
-      if (analyzer && fts) {
+      if (seen < skip)
+        throw new Error(
+          `${String(opts.corpus)}: has ${seen} passages, fewer than the ${skip} of the build being resumed`,
+        );
+      if (analyzer) {
         // The postings (JS, this thread) are finished while LanceDB builds its FTS index natively.
-        const ftsDone = fts.finish();
+        const ftsDone = fts ? fts.finish() : Promise.resolve();
         let summary: PostingsSummary | null = null;
         try {
           summary = postings ? await postings.finish() : null;
@@ -211,8 +319,8 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
         postingsSeconds = summary?.seconds;
         bm25 = {
           path: "bm25",
-          engine: "lancedb-fts",
-          table: "terms",
+          engine: engine === "lance" ? "lancedb-fts" : "postings",
+          ...(engine === "lance" ? { table: LANCE_TABLE } : {}),
           analyzer: analyzer.config,
           tokens,
           avgdl: size > 0 ? tokens / size : 0,
@@ -267,6 +375,9 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
         build: {
           seconds: (Date.now() - t0) / 1000,
           ...(postingsSeconds !== undefined ? { postingsSeconds } : {}),
+          ...(state ? { resumedFromRow: skip } : {}),
+          // The building process's high-water mark (this run; a resumed build's earlier runs are not included).
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
         },
       };
       await atomicWriteJson(path.join(tmp, MANIFEST_FILE), manifest);
@@ -275,5 +386,5 @@ export async function buildIndex(opts: BuildIndexOptions): Promise<IndexManifest
       vec?.destroy();
       await embedder?.close();
     }
-  });
+  }
 }

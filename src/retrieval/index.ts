@@ -9,7 +9,8 @@ export {
   isIndexDir,
   type IndexManifest,
 } from "./manifest.js";
-export { buildIndex, type BuildIndexOptions, type DenseBuildOptions } from "./build.js";
+export { buildIndex, type BuildIndexOptions, type Bm25BuildEngine, type DenseBuildOptions } from "./build.js";
+export { resumeDir as buildResumeDir } from "./build-resume.js";
 export { openRetriever, openIndex, type OpenRetrieverOptions } from "./factory.js";
 export {
   reciprocalRankFusion,

@@ -7,9 +7,10 @@
  *   manifest.json        this file (format "searchrl-index", version 1)
  *   passages.jsonl       passage store: one JSON array [id, title, text(, raw)] per row
  *   passages.offsets     float64 byte offsets of the rows (N + 1)
- *   bm25/                LanceDB database: table "terms" (row int32, tok utf8) + its FTS index      (BM25 indexes)
  *   bm25/postings/       persisted postings of the exact DAAT engine (bm25/postings-format.ts; indexes built
- *                        since the "postings" engine exists; older indexes lack it and still open)
+ *                        since the "postings" engine exists; older indexes lack it and still open)       (BM25 indexes)
+ *   bm25/                + LanceDB database: table "terms" (row int32, tok utf8) and its FTS index, when built with
+ *                        the "lance" engine (and in indexes built before LanceDB was opt-in)
  *   dense/               vectors.f32 (N × dim) [+ ivf.* files of an ivf-sq8 index]                  (dense indexes)
  * ```
  */
@@ -54,8 +55,9 @@ export const IndexManifestSchema = z.object({
   bm25: z
     .object({
       path: z.string(),
-      engine: z.literal("lancedb-fts"),
-      table: z.string(),
+      /** "postings": the exact engine's postings only; "lancedb-fts": a LanceDB table (`table`) with its FTS index too. */
+      engine: z.enum(["postings", "lancedb-fts"]),
+      table: z.string().optional(),
       analyzer: AnalyzerConfigSchema,
       tokens: z.number().int().nonnegative(),
       avgdl: z.number().nonnegative(),

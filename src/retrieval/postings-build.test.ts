@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildIndex } from "./build.js";
 import { openRetriever } from "./factory.js";
@@ -44,12 +44,17 @@ describe("index build writes the BM25 postings; engine selection", () => {
   beforeAll(async () => {
     dir = path.join(tmp("postidx-"), "idx");
     // Segments of 40 passages: the 93-passage sample gives three segments.
-    await buildIndex({ corpus: KILT_TSV, out: dir, bm25: { postings: { segmentSize: 40 } }, progress: false });
+    await buildIndex({
+      corpus: KILT_TSV,
+      out: dir,
+      bm25: { engine: "lance", postings: { segmentSize: 40 } },
+      progress: false,
+    });
   });
 
   it("records the postings in the manifest and writes their files inside bm25/", () => {
     const m = readIndexManifest(dir);
-    expect(m.bm25?.engine).toBe("lancedb-fts"); // LanceDB is still built
+    expect(m.bm25?.engine).toBe("lancedb-fts"); // LanceDB too (engine "lance")
     expect(m.bm25?.postings).toMatchObject({ path: "postings", version: 1, segments: 3, segmentSize: 40 });
     expect(m.bm25!.postings!.postings).toBeGreaterThan(1000);
     expect(m.build.postingsSeconds).toBeGreaterThan(0);
@@ -122,9 +127,15 @@ describe("index build writes the BM25 postings; engine selection", () => {
     for (const r of [auto, big, ref]) await r.close();
   });
 
-  it("bm25: {postings: false} builds LanceDB only (auto falls back as for old indexes)", async () => {
+  it("bm25: {engine: lance, postings: false} builds LanceDB only (auto falls back as for old indexes)", async () => {
     const d = path.join(tmp("nopost-"), "idx");
-    await buildIndex({ corpus: KILT_TSV, out: d, bm25: { postings: false }, progress: false, limit: 30 });
+    await buildIndex({
+      corpus: KILT_TSV,
+      out: d,
+      bm25: { engine: "lance", postings: false },
+      progress: false,
+      limit: 30,
+    });
     expect(readIndexManifest(d).bm25?.postings).toBeUndefined();
     expect(existsSync(path.join(d, "bm25", "postings"))).toBe(false);
     const r = await openRetriever(d);
@@ -145,5 +156,54 @@ describe("index build writes the BM25 postings; engine selection", () => {
     // The manifest says there are postings but the folder is gone: a clear error, not a silent fallback.
     rmSync(path.join(broken, "bm25", "postings"), { recursive: true });
     await expect(openRetriever(broken)).rejects.toThrow(/postings\.json is missing/);
+  });
+});
+
+describe("the default BM25 build writes no LanceDB index", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = path.join(tmp("defidx-"), "idx");
+    await buildIndex({ corpus: KILT_TSV, out: dir, progress: false });
+  });
+
+  it("bm25/ holds only the postings; the manifest says engine postings", () => {
+    const m = readIndexManifest(dir);
+    expect(m.bm25).toMatchObject({ engine: "postings", postings: { segments: 1 } });
+    expect(m.bm25!.table).toBeUndefined();
+    expect(readdirSync(path.join(dir, "bm25"))).toEqual(["postings"]);
+  });
+
+  it("auto and memory (rebuilt from the postings) answer; lancedb fails with what to do", async () => {
+    const auto = await openRetriever(dir);
+    const mem = await openRetriever(dir, { bm25Engine: "memory" });
+    expect(await auto.info()).toMatchObject({ engine: "postings", size: 93 });
+    expect(await mem.info()).toMatchObject({ engine: "memory", size: 93 });
+    expect(await auto.search(QUERIES, 5)).toEqual(await mem.search(QUERIES, 5));
+    await expect(openRetriever(dir, { bm25Engine: "lancedb" })).rejects.toThrow(
+      /has no LanceDB table .*--engine lance/,
+    );
+    await auto.close();
+    await mem.close();
+  });
+
+  it("the engine option is checked", async () => {
+    const out = path.join(tmp("badeng-"), "idx");
+    await expect(
+      buildIndex({ corpus: KILT_TSV, out, bm25: { engine: "bogus" as never }, progress: false }),
+    ).rejects.toThrow(/unknown BM25 engine "bogus"/);
+    await expect(buildIndex({ corpus: KILT_TSV, out, bm25: { postings: false }, progress: false })).rejects.toThrow(
+      /needs its postings/,
+    );
+  });
+});
+
+describe("LanceDB is optional", () => {
+  it("a package that is not installed is reported with what to do", async () => {
+    const { importOptional, LANCE_MISSING, loadLance } = await import("./bm25/lance.js");
+    await expect(importOptional("@searchrl-test/not-installed-package", LANCE_MISSING)).rejects.toThrow(
+      /LanceDB is not installed: .*npm install @lancedb\/lancedb/,
+    );
+    // Installed here: it loads (the "lance" engine's path).
+    expect(typeof (await loadLance()).connect).toBe("function");
   });
 });

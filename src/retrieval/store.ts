@@ -9,7 +9,17 @@
  *
  * Reads are positioned reads of single rows (constant memory); stores up to `memoryLimitBytes` are loaded whole.
  */
-import { closeSync, createWriteStream, openSync, readSync, fstatSync, readFileSync, type WriteStream } from "node:fs";
+import {
+  closeSync,
+  createWriteStream,
+  openSync,
+  readSync,
+  fstatSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  type WriteStream,
+} from "node:fs";
 import path from "node:path";
 import type { Passage } from "../util/types.js";
 
@@ -18,6 +28,12 @@ export const STORE_OFFSETS_FILE = "passages.offsets";
 
 function defaultRaw(p: Passage): string {
   return `${p.id}\t${p.title}   ${p.text}`;
+}
+
+/** Where a store writer resumes: the first `rows` rows, `bytes` bytes of `passages.jsonl` (a build checkpoint). */
+export interface StoreCheckpoint {
+  rows: number;
+  bytes: number;
 }
 
 /** Streaming writer for a passage store (used inside an index build's temporary directory). */
@@ -31,17 +47,41 @@ export class PassageStoreWriter {
   private buf: string[] = [];
   private bufBytes = 0;
   private error: Error | null = null;
+  /** Resolves when the last chunk handed to each stream has been written (callbacks fire in order). */
+  private lastData: Promise<void> = Promise.resolve();
+  private lastOffs: Promise<void> = Promise.resolve();
 
-  constructor(readonly dir: string) {
-    this.data = createWriteStream(path.join(dir, STORE_DATA_FILE), { highWaterMark: 1 << 20 });
+  /**
+   * A new store in `dir`, or, with `resume`, the store already there cut back to its first `resume.rows` rows (the
+   * files are truncated to the checkpoint; callers check {@link storeCanResume} first).
+   */
+  constructor(
+    readonly dir: string,
+    resume?: StoreCheckpoint,
+  ) {
+    const dataFile = path.join(dir, STORE_DATA_FILE);
+    const offFile = path.join(dir, STORE_OFFSETS_FILE);
+    if (resume) {
+      truncateSync(dataFile, resume.bytes);
+      truncateSync(offFile, (resume.rows + 1) * 8);
+      this.rows = resume.rows;
+      this.pos = resume.bytes;
+    }
+    const flags = resume ? "a" : "w";
+    this.data = createWriteStream(dataFile, { highWaterMark: 1 << 20, flags });
     this.data.on("error", (err) => (this.error = err));
-    this.offs = createWriteStream(path.join(dir, STORE_OFFSETS_FILE), { highWaterMark: 1 << 20 });
+    this.offs = createWriteStream(offFile, { highWaterMark: 1 << 20, flags });
     this.offs.on("error", (err) => (this.error = err));
-    this.pushOffset(0);
+    if (!resume) this.pushOffset(0);
   }
 
   get count(): number {
     return this.rows;
+  }
+
+  /** Bytes of `passages.jsonl` so far (buffered or written). */
+  get bytes(): number {
+    return this.pos;
   }
 
   private pushOffset(v: number): void {
@@ -51,8 +91,9 @@ export class PassageStoreWriter {
 
   private flushOffsets(): void {
     if (this.offFill === 0) return;
-    this.offs.write(Buffer.from(this.offChunk.buffer.slice(0, this.offFill * 8)));
+    const chunk = Buffer.from(this.offChunk.buffer.slice(0, this.offFill * 8));
     this.offFill = 0;
+    this.lastOffs = new Promise<void>((resolve) => this.offs.write(chunk, () => resolve()));
   }
 
   /** Append one passage; resolves once buffered data is accepted by the file stream (backpressure). */
@@ -75,8 +116,24 @@ export class PassageStoreWriter {
     const s = this.buf.join("");
     this.buf = [];
     this.bufBytes = 0;
-    if (!this.data.write(s)) await new Promise<void>((resolve) => this.data.once("drain", () => resolve()));
+    let drained = true;
+    this.lastData = new Promise<void>((resolve) => {
+      drained = this.data.write(s, () => resolve());
+    });
+    if (!drained) await new Promise<void>((resolve) => this.data.once("drain", () => resolve()));
     if (this.error) throw this.error;
+  }
+
+  /**
+   * Hand everything added so far to the operating system (both files), for a build checkpoint: a process killed after
+   * this resolves leaves at least {@link count} rows on disk.
+   */
+  async sync(): Promise<StoreCheckpoint> {
+    await this.flush();
+    this.flushOffsets();
+    await Promise.all([this.lastData, this.lastOffs]);
+    if (this.error) throw this.error;
+    return { rows: this.rows, bytes: this.pos };
   }
 
   async close(): Promise<number> {
@@ -91,6 +148,26 @@ export class PassageStoreWriter {
     );
     if (this.error) throw this.error;
     return this.count;
+  }
+}
+
+/** Whether the store files in `dir` hold at least the checkpoint's rows (what a killed build left behind). */
+export function storeCanResume(dir: string, c: StoreCheckpoint): boolean {
+  try {
+    const data = statSync(path.join(dir, STORE_DATA_FILE)).size;
+    const offs = statSync(path.join(dir, STORE_OFFSETS_FILE)).size;
+    if (data < c.bytes || offs < (c.rows + 1) * 8) return false;
+    // The offset of the checkpoint row must be the checkpoint's byte count.
+    const fd = openSync(path.join(dir, STORE_OFFSETS_FILE), "r");
+    try {
+      const b = Buffer.alloc(8);
+      readSync(fd, b, 0, 8, c.rows * 8);
+      return b.readDoubleLE(0) === c.bytes;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
   }
 }
 

@@ -15,6 +15,8 @@ const OptionsSchema = z
     corpus: z.string().min(1),
     out: z.string().min(1),
     bm25: z.boolean().optional(),
+    engine: z.enum(["postings", "lance"], { error: "--engine must be postings or lance" }),
+    resume: z.boolean(),
     dense: z.string().optional(),
     preset: z.enum(["bge", "e5"], { error: "--preset must be bge or e5" }),
     instructionSpace: z.boolean().optional(),
@@ -46,7 +48,13 @@ export const register: RegisterCommands = (_program, groups) => {
       "corpus file: KILT JSONL pages, kilt TSV, abstract TSV, FlashRAG JSONL or JSONL (.gz ok)",
     )
     .requiredOption("--out <dir>", "index directory (replaced atomically when the build finishes)")
-    .option("--bm25", "build a BM25 index (LanceDB full-text search)")
+    .option("--bm25", "build a BM25 index (persisted postings of the exact engine)")
+    .option(
+      "--engine <e>",
+      "BM25: postings (default) or lance (also a LanceDB FTS index; needs the optional @lancedb/lancedb package)",
+      "postings",
+    )
+    .option("--no-resume", "BM25: start over instead of resuming a killed build from its last finished segment")
     .option("--dense <model_dir>", "build a dense index with the local ONNX model folder (model.onnx + tokenizer.json)")
     .option("--preset <name>", "dense embedding conventions: bge (R1-Searcher) or e5", "bge")
     .option("--instruction-space", "bge: add a space after the query instruction (Search-R1/FlashRAG style)")
@@ -83,7 +91,8 @@ export const register: RegisterCommands = (_program, groups) => {
         titleField: o.titleField,
         idField: o.idField,
         limit: o.limit,
-        bm25: o.bm25 ? { analyzer: { stem: o.stem, stopwords: o.stopwords } } : false,
+        bm25: o.bm25 ? { analyzer: { stem: o.stem, stopwords: o.stopwords }, engine: o.engine } : false,
+        resume: o.resume,
         dense: o.dense
           ? {
               model: o.dense,

@@ -30,8 +30,8 @@ export const register: RegisterCommands = (program) => {
     .option("--mode <m>", "index directories: auto, bm25, dense or hybrid", "auto")
     .option(
       "--engine <e>",
-      "BM25 engine: lancedb (default here: no start-up cost for one query), postings, memory or auto",
-      "lancedb",
+      "BM25 engine: auto (postings; LanceDB for older indexes above 100k passages), postings, memory or lancedb",
+      "auto",
     )
     .option("--model <dir>", "dense: the model folder, if it moved since the build")
     .option("--api <api>", "remote: queries (R1-Searcher) or retrieve (Search-R1); default from the URL path")

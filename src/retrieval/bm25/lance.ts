@@ -38,14 +38,36 @@ async function computeRowMap(table: LanceTypes.Table): Promise<Record<string, nu
 type Lance = typeof LanceTypes;
 let lancePromise: Promise<Lance> | null = null;
 
-/** Load LanceDB once, with its Rust logger quiet unless the user asked for logs. */
+/** Import an optional package; when it is not installed, reject with `missing` (the import error as its cause). */
+export async function importOptional<T>(specifier: string, missing: string): Promise<T> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ERR_MODULE_NOT_FOUND" || /Cannot find (module|package)/.test(String(e.message)))
+      throw new Error(missing, { cause: err });
+    throw err;
+  }
+}
+
+/** Whether a `bm25/` folder holds LanceDB's `terms` table (indexes built with the "lance" engine). */
+export function hasLanceTable(dir: string): boolean {
+  return existsSync(path.join(dir, `${LANCE_TABLE}.lance`));
+}
+
+/** The message when the optional LanceDB package is not installed. */
+export const LANCE_MISSING =
+  'LanceDB is not installed: it is optional, needed only for the "lance" BM25 engine (index build --engine lance, serve/search --engine lancedb) and the LanceDB benchmarks; install it with `npm install @lancedb/lancedb` or use the default "postings" engine';
+
+/**
+ * Load LanceDB once (lazily: nothing imports it unless the "lance" engine is used), with its Rust logger quiet unless
+ * the user asked for logs. Rejects with {@link LANCE_MISSING} when the package is not installed.
+ */
 export function loadLance(): Promise<Lance> {
   if (!lancePromise) {
     process.env.LANCEDB_LOG ??= "error";
-    lancePromise = import("@lancedb/lancedb").then((m) =>
-      (m as unknown as { default?: Lance }).default?.connect
-        ? (m as unknown as { default: Lance }).default
-        : (m as unknown as Lance),
+    lancePromise = importOptional<Lance>("@lancedb/lancedb", LANCE_MISSING).then((m) =>
+      (m as unknown as { default?: Lance }).default?.connect ? (m as unknown as { default: Lance }).default : m,
     );
     lancePromise.catch(() => (lancePromise = null));
   }

@@ -216,6 +216,11 @@ export function computeBlockMax(
   return out;
 }
 
+/** The finished segments of a build in progress (rows `0 .. Σ rows − 1`). */
+export interface PostingsCheckpoint {
+  segments: SegmentMeta[];
+}
+
 /** Streaming writer: `add` passages' analyzed terms in row order, then `finish`. */
 export class PostingsWriter {
   private seg = new SegmentBuilder();
@@ -238,22 +243,56 @@ export class PostingsWriter {
       throw new Error(`BM25 postings: blockSize must be a power of two, got ${this.blockSize}`);
   }
 
-  /** Create the writer and its (new, empty) directory. */
-  static async create(dir: string, opts: PostingsWriterOptions = {}): Promise<PostingsWriter> {
+  /**
+   * Create the writer and its directory. With `resume` (a build checkpoint), the segments already written there are
+   * kept and the next passage added is row `resume.rows`.
+   */
+  static async create(
+    dir: string,
+    opts: PostingsWriterOptions = {},
+    resume?: PostingsCheckpoint,
+  ): Promise<PostingsWriter> {
     assertLittleEndian();
     const w = new PostingsWriter(dir, opts);
     await fsp.mkdir(dir, { recursive: true });
+    if (resume) {
+      let row = 0;
+      let tokens = 0;
+      for (const m of resume.segments) {
+        if (m.firstRow !== row) throw new Error(`BM25 postings: resumed segment ${m.name} starts at row ${m.firstRow}`);
+        row += m.rows;
+        tokens += m.tokens;
+      }
+      w.segments.push(...resume.segments);
+      w.rows = row;
+      w.tokens = tokens;
+    }
     return w;
   }
 
-  /** Add the next passage's analyzed terms (row = passages added before it). */
-  async add(terms: readonly string[]): Promise<void> {
+  /** Segments written so far (what a build checkpoint records). */
+  get checkpoint(): PostingsCheckpoint {
+    return { segments: [...this.segments] };
+  }
+
+  /** Passages added so far (including resumed segments). */
+  get count(): number {
+    return this.rows;
+  }
+
+  /**
+   * Add the next passage's analyzed terms (row = passages added before it). Resolves `true` when this passage completed
+   * a segment and its files were written (a checkpoint point).
+   */
+  async add(terms: readonly string[]): Promise<boolean> {
     const t = performance.now();
     this.seg.add(terms);
     this.rows++;
     this.tokens += terms.length;
     this.busyMs += performance.now() - t;
-    if (this.seg.rows >= this.segmentSize) await this.flush();
+    if (this.seg.rows < this.segmentSize) return false;
+    await this.flush();
+    return true;
   }
 
   private async flush(): Promise<void> {

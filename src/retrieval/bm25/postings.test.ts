@@ -81,6 +81,7 @@ describe("persisted postings + DAAT MaxScore engine", () => {
         const want = mem.search(q, k);
         const label = JSON.stringify({ trial, n, vocab, skew, segmentSize, blockSize, window, q, k });
         expectSame(ix.search(q, k), want, label);
+        expectSame(ix.exhaustiveSearch(q, k), want, `exhaustive ${label}`);
         compared++;
         if (want.length > 0) nonEmpty++;
       }

@@ -512,8 +512,21 @@ export class PostingsIndex {
         const l = touched[i];
         if ((rec[l * R + 1] + nonEss) * SLACK > thr) touched[ns++] = l;
       }
-      const surv = touched.subarray(0, ns);
-      if (m - ne > 1) surv.sort();
+      // Ascending order (one essential term: already ascending). Insertion sort for the usual few dozen rows.
+      if (m - ne > 1) {
+        if (ns <= 64)
+          for (let i = 1; i < ns; i++) {
+            const x = touched[i];
+            let j = i - 1;
+            while (j >= 0 && touched[j] > x) {
+              touched[j + 1] = touched[j];
+              j--;
+            }
+            touched[j + 1] = x;
+          }
+        else touched.subarray(0, ns).sort();
+      }
+      const surv = touched;
       // 3. Non-essential terms, largest bound first, while the row can still enter; then its exact score.
       for (let i = 0; i < ns; i++) {
         const l = surv[i];
@@ -599,6 +612,58 @@ export class PostingsIndex {
     }
     return this.scratch;
   }
+
+  /**
+   * Exhaustive term-at-a-time BM25 over the opened postings: every posting of the query terms scored and accumulated
+   * per row in query-term order, exactly as {@link Bm25MemoryIndex.search} does (same expressions, same summation
+   * order, same top-k), without a second copy of the index: the reference the pruned {@link search} is checked against
+   * at sizes where {@link toMemoryIndex} does not fit. Holds 9 bytes per row once called.
+   */
+  exhaustiveSearch(queryTerms: readonly string[], k: number): ScoredRow[] {
+    if (k <= 0 || queryTerms.length === 0 || this.size === 0) return [];
+    const mult = new Map<string, number>();
+    for (const t of queryTerms) mult.set(t, (mult.get(t) ?? 0) + 1);
+    // One accumulator per row, kept between calls (zeroed again through the touched rows).
+    this.exAcc ??= new Float64Array(this.size);
+    this.exSeen ??= new Uint8Array(this.size);
+    const acc = this.exAcc;
+    const seen = this.exSeen;
+    const touched: number[] = [];
+    for (const [term, times] of mult) {
+      const key = Buffer.from(term, "utf8");
+      const tids = this.segments.map((seg) => seg.lookup(key));
+      let df = 0;
+      this.segments.forEach((seg, s) => {
+        if (tids[s] >= 0) df += seg.start[tids[s] + 1] - seg.start[tids[s]];
+      });
+      if (df === 0) continue;
+      const w = times * this.idf(df) * (BM25_K1 + 1);
+      this.segments.forEach((seg, s) => {
+        const t = tids[s];
+        if (t < 0) return;
+        const { docs, tfs, lenCode, normOfCode, firstRow } = seg;
+        for (let i = seg.start[t]; i < seg.start[t + 1]; i++) {
+          const d = firstRow + docs[i];
+          const tf = tfs[i];
+          if (!seen[d]) {
+            seen[d] = 1;
+            touched.push(d);
+          }
+          acc[d] += (w * tf) / (tf + normOfCode[lenCode[docs[i]]]);
+        }
+      });
+    }
+    const top = new TopK(k);
+    for (const d of touched) {
+      if (acc[d] >= top.threshold) top.push(d, acc[d]);
+      acc[d] = 0;
+      seen[d] = 0;
+    }
+    return top.result();
+  }
+
+  private exAcc: Float64Array | null = null;
+  private exSeen: Uint8Array | null = null;
 
   /**
    * The same postings as a term-at-a-time {@link Bm25MemoryIndex} (the exact reference scorer; every match scored).

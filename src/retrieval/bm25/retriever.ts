@@ -1,7 +1,8 @@
 /**
  * The BM25 {@link Retriever}: analyzer + engine + passage store. Engines: "postings" (exact, document-at-a-time over
- * the postings persisted at build time), "lancedb" (LanceDB FTS on disk), "memory" (the exact term-at-a-time scorer,
- * rebuilt from LanceDB's stored terms at open).
+ * the postings persisted at build time), "lancedb" (LanceDB FTS on disk, for indexes built with `--engine lance`; the
+ * optional LanceDB package is loaded only then), "memory" (the exact term-at-a-time scorer, rebuilt at open from the
+ * postings, or from LanceDB's stored terms in indexes that only have those).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -11,7 +12,7 @@ import type { Retriever, RetrieverInfo, SearchOptions } from "../types.js";
 import type { PassageStore } from "../store.js";
 import { Analyzer, type AnalyzerConfig } from "./analyzer.js";
 import { Bm25MemoryBuilder, type Bm25MemoryIndex, type ScoredRow } from "./memory.js";
-import { LanceFtsEngine } from "./lance.js";
+import { hasLanceTable, LanceFtsEngine } from "./lance.js";
 import { PostingsIndex } from "./postings.js";
 import { POSTINGS_DIR, POSTINGS_HEADER } from "./postings-format.js";
 
@@ -87,6 +88,13 @@ export async function openBm25Engine(dir: string, size: number, opts: OpenBm25En
       );
     return new InProcessEngine("postings", PostingsIndex.open(postingsDir));
   }
+  // The exact term-at-a-time scorer: from the postings when the index has them (no LanceDB needed).
+  if (want === "memory" && hasPostings)
+    return new InProcessEngine("memory", PostingsIndex.open(postingsDir).toMemoryIndex());
+  if (!hasLanceTable(dir))
+    throw new Error(
+      `${dir}: this index has no LanceDB table (built with the default "postings" engine); use the engine auto or postings, or rebuild it with \`searchrl index build --bm25 --engine lance\``,
+    );
   const fts = await LanceFtsEngine.open(dir);
   const useMemory = want === "memory" || (want === "auto" && size <= (opts.memoryMaxPassages ?? 100_000));
   if (!useMemory) return new LanceEngine(fts);
