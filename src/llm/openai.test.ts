@@ -189,6 +189,23 @@ describe("OpenAIBackend (text-only server)", () => {
     expect(srv2Script.stopString).toBe("</answer>");
   });
 
+  it("re-issues with client-side stops the calls already in flight when another switched the mode", async () => {
+    const srv = await start({
+      tokenizer: tok,
+      flavor: "text",
+      delayMs: 5,
+      script: () => " Let me search <|begin_of_query|> capital<|end_of_query|> and then more</answer>",
+    });
+    const be = createOpenAIBackend({ baseUrl: srv.url, model: "m", tokenizer: tok, tokenIds: "off" });
+    const all = await Promise.all(
+      Array.from({ length: 8 }, () => be.generate({ tokens: [], text: "Q", params: params() })),
+    );
+    for (const r of all) {
+      expect(r.stopString).toBe(STOP_Q);
+      expect(r.finishReason).toBe("stop");
+    }
+  });
+
   it("runs text-only with byte ids when no tokenizer is given", async () => {
     const srv = await start({ tokenizer: tok, flavor: "text", script: () => ` Paris${EOS}` });
     const warnings: string[] = [];

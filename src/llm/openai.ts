@@ -195,13 +195,17 @@ export class OpenAIBackend implements LLMBackend {
         }
         throw err;
       }
-      if (!clientStops && this.stopMode !== "client" && data.finishReason === "stop" && data.stopReason === undefined) {
+      if (!clientStops && data.finishReason === "stop" && data.stopReason === undefined) {
         // The server does not say which stop string matched (or whether it was EOS).
         if (this.stopMode === "auto") {
           this.stopMode = "client";
           this.warn(
             `${this.name}: the server reports no stop_reason; matching stop strings client-side on streamed responses`,
           );
+        }
+        if (this.stopMode === "client") {
+          // Also when a concurrent call switched the mode while this one was in flight: its text may end at a stop
+          // string the server cut without saying so, so it cannot be reported as EOS.
           if (req.params.stop.length > 0) continue; // re-issue this call with client-side stop matching
         } else if (this.stopMode === "server") {
           this.warn(`${this.name}: stop reason not reported by the server; treating finish "stop" as EOS`);

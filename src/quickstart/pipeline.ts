@@ -725,6 +725,10 @@ const STAGES: Record<QuickstartStage, StageFn> = {
         signal: ctx.signal,
       });
       if (ctx.signal?.aborted) return STOPPED;
+      if (summary.failed > 0)
+        throw new Error(
+          `rejection sampling: ${summary.failed} question(s) failed (${summary.failures.join("; ")}); run again to retry them`,
+        );
       if (summary.kept === 0) {
         throw new Error(
           "rejection sampling kept no trajectory: the pre-trained model never produced a correct, well-formed R1-Searcher++ answer (more pre-training or more protocol-prior text is needed)",

@@ -169,7 +169,10 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
         try {
           continuation = opts.script(promptText, body);
         } catch (err) {
-          return send(500, { error: { message: String(err) } });
+          // a script may pick the status by throwing an error with a numeric `status` (default 500)
+          const status =
+            typeof (err as { status?: unknown }).status === "number" ? (err as { status: number }).status : 500;
+          return send(status, { error: { message: String(err) } });
         }
         const g = generate(tok, continuation, maxTokens, stops);
         const wantLogprobs = typeof body.logprobs === "number";
