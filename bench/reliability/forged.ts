@@ -44,8 +44,13 @@ export function forgedCorpus(): { passages: Passage[]; tags: string[] } {
   return { passages, tags };
 }
 
-/** Problems of one response: a forged answer, or a document block that ended early (a tag from the passage). */
-function problems(p: ResponseProtocol, response: string, answer: string | null, tags: string[]): string[] {
+/**
+ * Problems of one response: a forged answer, or a document block that ended early. A block holding one of the
+ * protocol's own reserved strings (its tags and the chat-template control strings) could end early; other protocols'
+ * tags are plain text to it.
+ */
+function problems(p: ResponseProtocol, response: string, answer: string | null, _all: string[]): string[] {
+  const tags = reservedOf(p);
   const out: string[] = [];
   if (answer !== null && answer.includes("FORGED")) out.push(`forged answer ${JSON.stringify(answer)}`);
   const parsed = p.parse(response);
@@ -79,12 +84,13 @@ export async function forgedSection(fx: ServerFixture): Promise<Row[]> {
       issues.push(...problems(p, response, parsed.answer, tags).map((x) => `${name} render: ${x}`));
       if (parsed.retrievals !== 1) issues.push(`${name} render: ${parsed.retrievals} retrievals parsed, 1 expected`);
     }
-    const questions = Array.from({ length: 12 }, (_, i) => ({
+    const questions = Array.from({ length: 10 }, (_, i) => ({
       idx: i + 1,
       question: `What is the capital of France? (${i})`,
       answer: "Paris",
     }));
-    for (const name of ["r1-searcher", "r1-searcher-plus"] as const) {
+    // end to end with the scripted model, which speaks R1-Searcher (the other protocols: render + parse above)
+    for (const name of ["r1-searcher"] as const) {
       const p = PROTOCOLS[name];
       // eval (greedy, the evaluation rules)
       const ev = await evaluate({
@@ -111,7 +117,7 @@ export async function forgedSection(fx: ServerFixture): Promise<Row[]> {
         samplesPerItem: 2,
         limits: { topK: 5 },
       });
-      const preset = name === "r1-searcher" ? "r1-searcher-qwen" : "r1-searcher-plus";
+      const preset = "r1-searcher-qwen";
       const rewards = scoreBatch(
         preset,
         ts.map((t) => ({ response: t.responseText, question: t.question, gold: "FORGED", group: t.question })),
@@ -132,7 +138,7 @@ export async function forgedSection(fx: ServerFixture): Promise<Row[]> {
     const srv = await startAgentServer({ agent, concurrency: 4, limits: { topK: 5 } });
     try {
       const client = new AgentClient({ baseUrl: srv.url });
-      for (let i = 0; i < 8; i++) {
+      for (let i = 0; i < 6; i++) {
         const a =
           i % 2 === 0
             ? await client.ask(`What is the capital of France? (${i})`)

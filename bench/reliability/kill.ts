@@ -23,6 +23,8 @@ async function killLoop(
   delay: () => number,
   check: (i: number, stderr: string) => Promise<void> | void,
   onStart?: (i: number) => void,
+  /** The delay counts from the moment this holds (e.g. the run made progress since it started); default: at once. */
+  armed?: () => boolean,
 ): Promise<{ kills: number; finalStderr: string; finalCode: number | null; runs: number; log: string[] }> {
   let done = 0;
   let runs = 0;
@@ -34,6 +36,9 @@ async function killLoop(
     const c = collect(p);
     if (done < kills) {
       const d = delay();
+      let exited = false;
+      void c.done.then(() => (exited = true));
+      if (armed) while (!exited && !armed()) await sleep(100);
       const r = await Promise.race([c.done, sleep(d).then(() => null)]);
       if (r === null) {
         p.kill("SIGKILL");
@@ -80,7 +85,7 @@ async function indexBuildKills(dir: string, rng: Rng): Promise<Row> {
   for (let i = 0; i < KILLS; i++) {
     const p = spawnCli(["index", "build", "--corpus", newCorpus, "--out", out, "--bm25", "--quiet"]);
     const c = collect(p);
-    const r = await Promise.race([c.done, sleep(200 + rng.next() * buildMs).then(() => null)]);
+    const r = await Promise.race([c.done, sleep(200 + rng.next() * buildMs * 1.2).then(() => null)]);
     if (r === null) {
       p.kill("SIGKILL");
       await c.done;
@@ -183,7 +188,7 @@ function latestStep(runDir: string): number {
 async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promise<Row> {
   const w = await buildToyWorld(path.join(dir, `world-${stage}`), { pretrainSteps: 40, seed: 5 });
   await w.retriever.close();
-  const maxSteps = QUICK ? 8 : 16;
+  const maxSteps = KILLS + 4;
   const cfgFile = path.join(dir, `${stage}.yaml`);
   const runDir = path.join(dir, `run-${stage}`);
   if (stage === "train") {
@@ -235,11 +240,13 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
   const res = await killLoop(
     () => [stage, "--config", cfgFile, "--run-dir", runDir, "--quiet", ...(existsSync(runDir) ? ["--resume"] : [])],
     KILLS,
-    () => 2500 + rng.next() * 5000,
+    // at a random moment of the next step or checkpoint write, once this run completed a step of its own
+    () => rng.next() * 2500,
     (_i, stderr) => checkResume(stderr),
     () => {
       expectFrom = latestStep(runDir);
     },
+    () => latestStep(runDir) > expectFrom,
   );
   checkResume(res.finalStderr);
   const metrics = readFileSync(path.join(runDir, "metrics.jsonl"), "utf8").split("\n").filter(Boolean);
@@ -295,7 +302,7 @@ async function quickstartKills(dir: string, rng: Rng, kills: number): Promise<Ro
   };
   const t0 = Date.now();
   const res = await killLoop(
-    () => ["quickstart", "--preset", "micro", "--out", out, "--quiet"],
+    () => ["quickstart", "--preset", "micro", "--seed", "3", "--out", out, "--quiet"],
     kills,
     () => 4000 + rng.next() * 20_000,
     (_i, stderr) => checkStart(stderr),
@@ -308,7 +315,7 @@ async function quickstartKills(dir: string, rng: Rng, kills: number): Promise<Ro
   const doneAll = stagesDone();
   const finalOk = res.finalCode === 0 && doneAll.includes("report");
   return {
-    figure: `kill -9: quickstart --preset micro (${res.kills} kills at random moments, resumed each time)`,
+    figure: `kill -9: quickstart --preset micro --seed 3 (${res.kills} kills at random moments, resumed each time)`,
     target: "resumes at the interrupted stage (finished stages are skipped), ends with the report",
     measured: `${res.runs} runs in ${((Date.now() - t0) / 1000).toFixed(0)} s, final exit ${res.finalCode}, ${doneAll.length}/${QUICKSTART_STAGES.length} stages done; ${checked} restarts checked, ${wrong.length} started elsewhere`,
     met: finalOk && res.kills === kills && wrong.length === 0,
