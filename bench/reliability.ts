@@ -5,7 +5,9 @@
  * retrieved passages, and planted API keys. Prints one table (markdown) with the target and the measured figure.
  *
  *   npm run bench:reliability                  (SEARCHRL_BENCH_QUICK=1: smaller counts)
- *   npm run bench:reliability -- fuzz load     (only some sections: fuzz, input, load, agent, forged, secrets, kill)
+ *   npm run bench:reliability -- fuzz load     (only some sections: fuzz, input, load, agent, forged, secrets, kill,
+ *                                               or one kill -9 job: kill:index, kill:eval, kill:train, kill:sft,
+ *                                               kill:quickstart)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -18,7 +20,13 @@ import { plantKeys, secretsScan, secretsSection } from "./reliability/secrets.js
 import { killSection } from "./reliability/kill.js";
 
 const ALL = ["fuzz", "input", "load", "agent", "forged", "secrets", "kill"] as const;
-const wanted = new Set(process.argv.slice(2).filter((a) => (ALL as readonly string[]).includes(a)));
+const args = process.argv.slice(2);
+// kill:JOB runs one kill -9 job (index, eval, train, sft, quickstart)
+const killJobs = args.filter((a) => a.startsWith("kill:")).map((a) => a.slice(5));
+const wanted = new Set([
+  ...args.filter((a) => (ALL as readonly string[]).includes(a)),
+  ...(killJobs.length ? ["kill"] : []),
+]);
 const run = (s: (typeof ALL)[number]) => wanted.size === 0 || wanted.has(s);
 
 async function main(): Promise<void> {
@@ -69,7 +77,7 @@ async function main(): Promise<void> {
     }
     if (run("kill")) {
       say("kill -9 loops");
-      rows.push(...(await killSection(dir, say)));
+      rows.push(...(await killSection(dir, say, killJobs)));
     }
     if (run("secrets")) {
       say("secrets: scanning every output");

@@ -188,7 +188,8 @@ function latestStep(runDir: string): number {
 async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promise<Row> {
   const w = await buildToyWorld(path.join(dir, `world-${stage}`), { pretrainSteps: 40, seed: 5 });
   await w.retriever.close();
-  const maxSteps = KILLS + 4;
+  // sft steps take ~0.1 s here, RL steps seconds: enough steps that every run is killed before the end
+  const maxSteps = stage === "sft" ? KILLS * 15 + 20 : KILLS + 4;
   const cfgFile = path.join(dir, `${stage}.yaml`);
   const runDir = path.join(dir, `run-${stage}`);
   if (stage === "train") {
@@ -241,7 +242,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
     () => [stage, "--config", cfgFile, "--run-dir", runDir, "--quiet", ...(existsSync(runDir) ? ["--resume"] : [])],
     KILLS,
     // at a random moment of the next step or checkpoint write, once this run completed a step of its own
-    () => rng.next() * 2500,
+    () => rng.next() * (stage === "sft" ? 1000 : 2500),
     (_i, stderr) => checkResume(stderr),
     () => {
       expectFrom = latestStep(runDir);
@@ -325,18 +326,30 @@ async function quickstartKills(dir: string, rng: Rng, kills: number): Promise<Ro
   };
 }
 
-export async function killSection(dir: string, say: (s: string) => void): Promise<Row[]> {
+/** `only`: job names to run (index, eval, train, sft, quickstart); empty = all. */
+export async function killSection(dir: string, say: (s: string) => void, only: string[] = []): Promise<Row[]> {
   const rng = new Rng(16);
   const rows: Row[] = [];
-  say("kill -9: index build");
-  rows.push(await indexBuildKills(dir, rng));
-  say("kill -9: eval");
-  rows.push(await evalKills(dir, rng));
-  say("kill -9: train");
-  rows.push(await trainKills(dir, rng, "train"));
-  say("kill -9: sft");
-  rows.push(await trainKills(dir, rng, "sft"));
-  say("kill -9: quickstart");
-  rows.push(await quickstartKills(dir, rng, QUICK ? 3 : 8));
+  const want = (j: string) => only.length === 0 || only.includes(j);
+  if (want("index")) {
+    say("kill -9: index build");
+    rows.push(await indexBuildKills(dir, rng));
+  }
+  if (want("eval")) {
+    say("kill -9: eval");
+    rows.push(await evalKills(dir, rng));
+  }
+  if (want("train")) {
+    say("kill -9: train");
+    rows.push(await trainKills(dir, rng, "train"));
+  }
+  if (want("sft")) {
+    say("kill -9: sft");
+    rows.push(await trainKills(dir, rng, "sft"));
+  }
+  if (want("quickstart")) {
+    say("kill -9: quickstart");
+    rows.push(await quickstartKills(dir, rng, QUICK ? 3 : 8));
+  }
   return rows;
 }
