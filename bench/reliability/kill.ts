@@ -85,7 +85,7 @@ async function indexBuildKills(dir: string, rng: Rng): Promise<Row> {
   for (let i = 0; i < KILLS; i++) {
     const p = spawnCli(["index", "build", "--corpus", newCorpus, "--out", out, "--bm25", "--quiet"]);
     const c = collect(p);
-    const r = await Promise.race([c.done, sleep(200 + rng.next() * buildMs * 1.2).then(() => null)]);
+    const r = await Promise.race([c.done, sleep(200 + rng.next() * buildMs * 2).then(() => null)]);
     if (r === null) {
       p.kill("SIGKILL");
       await c.done;
@@ -189,7 +189,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
   const w = await buildToyWorld(path.join(dir, `world-${stage}`), { pretrainSteps: 40, seed: 5 });
   await w.retriever.close();
   // sft steps take ~0.1 s here, RL steps seconds: enough steps that every run is killed before the end
-  const maxSteps = stage === "sft" ? KILLS * 15 + 20 : KILLS + 4;
+  const maxSteps = stage === "sft" ? KILLS * 15 + 20 : KILLS * 3 + 8;
   const cfgFile = path.join(dir, `${stage}.yaml`);
   const runDir = path.join(dir, `run-${stage}`);
   if (stage === "train") {
@@ -220,7 +220,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
         `model: { init: ${JSON.stringify(w.baseCheckpoint)} }`,
         `data: { path: ${JSON.stringify(data)}, maxSeqLen: 128 }`,
         "protocol: { name: r1-searcher }",
-        "epochs: 100",
+        "epochs: 1000",
         "batchSize: 8",
         "microBatchSize: 4",
         "optim: { lr: 1e-4 }",
@@ -242,7 +242,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
     () => [stage, "--config", cfgFile, "--run-dir", runDir, "--quiet", ...(existsSync(runDir) ? ["--resume"] : [])],
     KILLS,
     // at a random moment of the next step or checkpoint write, once this run completed a step of its own
-    () => rng.next() * (stage === "sft" ? 1000 : 2500),
+    () => rng.next() * (stage === "sft" ? 1000 : 1500),
     (_i, stderr) => checkResume(stderr),
     () => {
       expectFrom = latestStep(runDir);
