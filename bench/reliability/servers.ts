@@ -5,6 +5,8 @@
  * past its limits).
  */
 import { writeFileSync } from "node:fs";
+import os from "node:os";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import path from "node:path";
 import { PROTOCOLS } from "../../src/protocol/index.js";
 import { buildIndex, openRetriever } from "../../src/retrieval/index.js";
@@ -142,12 +144,43 @@ async function loadClient(url: string, bodies: unknown[], n: number, c: number, 
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as LoadReport;
 }
 
-function loadRow(server: string, r: LoadReport): Row {
+/** Server-side view during a load run (the server runs in this process): event-loop delay and GC pauses. */
+function serverProbe(): {
+  stop: () => { loopP99: number; loopMax: number; gcMax: number; gcTotal: number; cpuShare: number };
+} {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  let gcMax = 0;
+  let gcTotal = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMax = Math.max(gcMax, e.duration);
+      gcTotal += e.duration;
+    }
+  });
+  obs.observe({ entryTypes: ["gc"] });
+  return {
+    stop: () => {
+      h.disable();
+      obs.disconnect();
+      const ms = (ns: number) => Math.max(0, ns / 1e6 - 5);
+      const cpu = process.cpuUsage(cpu0);
+      const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
+      return { loopP99: ms(h.percentile(99)), loopMax: ms(h.max), gcMax, gcTotal, cpuShare };
+    },
+  };
+}
+
+function loadRow(server: string, r: LoadReport, probe: ReturnType<ReturnType<typeof serverProbe>["stop"]>): Row {
   const ratio = r.p99 / r.p50;
   return {
     figure: `load: ${server}, ${r.requests} requests at 64 concurrent`,
     target: "0 errors, p99 ≤ 5× p50",
-    measured: `${r.failed} errors, ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${ratio.toFixed(1)}×), max ${r.max.toFixed(0)} ms`,
+    measured:
+      `${r.failed} errors, ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms (${ratio.toFixed(1)}×), max ${r.max.toFixed(0)} ms; ` +
+      `server event-loop delay p99 ${probe.loopP99.toFixed(1)} ms / max ${probe.loopMax.toFixed(0)} ms, longest GC pause ${probe.gcMax.toFixed(1)} ms (GC ${probe.gcTotal.toFixed(0)} ms in all), server CPU ${(100 * probe.cpuShare).toFixed(0)} % of a core, load average ${os.loadavg()[0].toFixed(1)}`,
     met: r.failed === 0 && ratio <= 5,
     ...(r.errors.length ? { note: r.errors.join("; ") } : {}),
   };
@@ -160,7 +193,9 @@ export async function loadSection(fx: ServerFixture): Promise<Row[]> {
   const r = await serveRetrieval({ retriever: fx.retriever, port: 0 });
   try {
     const bodies = qs.map((q) => ({ queries: [q.question], k: 3 }));
-    rows.push(loadRow("retrieval server /queries", await loadClient(r.url + "/queries", bodies, n, 64, fx.dir)));
+    const probe = serverProbe();
+    const rep = await loadClient(r.url + "/queries", bodies, n, 64, fx.dir);
+    rows.push(loadRow("retrieval server /queries", rep, probe.stop()));
   } finally {
     await r.close();
   }
@@ -174,7 +209,9 @@ export async function loadSection(fx: ServerFixture): Promise<Row[]> {
       ],
       labels: [q.answer],
     }));
-    rows.push(loadRow("reward server /get_reward", await loadClient(w.url + "/get_reward", bodies, n, 64, fx.dir)));
+    const probe = serverProbe();
+    const rep = await loadClient(w.url + "/get_reward", bodies, n, 64, fx.dir);
+    rows.push(loadRow("reward server /get_reward", rep, probe.stop()));
   } finally {
     await w.close();
   }
