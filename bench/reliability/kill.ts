@@ -188,8 +188,8 @@ function latestStep(runDir: string): number {
 async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promise<Row> {
   const w = await buildToyWorld(path.join(dir, `world-${stage}`), { pretrainSteps: 40, seed: 5 });
   await w.retriever.close();
-  // sft steps take ~0.1 s here, RL steps seconds: enough steps that every run is killed before the end
-  const maxSteps = stage === "sft" ? KILLS * 15 + 20 : KILLS * 3 + 8;
+  // steps take ~0.1 s on the toy world: enough steps that every run is killed before the end
+  const maxSteps = KILLS * 15 + 20;
   const cfgFile = path.join(dir, `${stage}.yaml`);
   const runDir = path.join(dir, `run-${stage}`);
   if (stage === "train") {
@@ -205,7 +205,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
         "rollout: { nSamplesPerPrompt: 4, rolloutBatchSize: 3, maxTokensPerSegment: 24, maxRetrievals: 2, concurrency: 16 }",
         "algorithm: { initKlCoef: 0.01, trainBatchSize: 6, microTrainBatchSize: 3, microRolloutBatchSize: 12 }",
         `optim: { lr: 3e-4, totalSteps: ${maxSteps * 2} }`,
-        `run: { numEpisodes: 100, maxSteps: ${maxSteps}, saveSteps: 1, maxCheckpoints: 2 }`,
+        `run: { numEpisodes: 1000, maxSteps: ${maxSteps}, saveSteps: 1, maxCheckpoints: 2 }`,
         "",
       ].join("\n"),
     );
@@ -242,7 +242,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
     () => [stage, "--config", cfgFile, "--run-dir", runDir, "--quiet", ...(existsSync(runDir) ? ["--resume"] : [])],
     KILLS,
     // at a random moment of the next step or checkpoint write, once this run completed a step of its own
-    () => rng.next() * (stage === "sft" ? 1000 : 1500),
+    () => rng.next() * 1000,
     (_i, stderr) => checkResume(stderr),
     () => {
       expectFrom = latestStep(runDir);
