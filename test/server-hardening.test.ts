@@ -113,6 +113,8 @@ describe("exposure: loopback by default, optional bearer tokens", () => {
         name,
       ).toBeDefined();
     }
+    const ui = program.commands.find((c) => c.name() === "ui")!;
+    expect(ui.options.find((o) => o.long === "--host")!.defaultValue).toBe("127.0.0.1");
   });
 
   it("the retrieval and reward servers take an optional bearer token (off by default)", async () => {
