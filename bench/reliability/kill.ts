@@ -124,7 +124,7 @@ async function evalKills(dir: string, rng: Rng): Promise<Row> {
   const tok = new VocabTokenizer(TEST_PIECES);
   const srv = await startScriptedOpenAIServer({
     tokenizer: tok,
-    delayMs: 15,
+    delayMs: 30,
     script: () => ` I know it.</think>\n\n<answer> Paris </answer>${EOS}`,
   });
   const out = path.join(dir, "eval", "results.jsonl");
@@ -141,13 +141,20 @@ async function evalKills(dir: string, rng: Rng): Promise<Row> {
       out,
       "--quiet",
       "--concurrency",
-      "8",
+      "2",
     ];
+    const count = () => (existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean).length : 0);
+    let atStart = 0;
+    // a random moment (0–0.5 s) after this run wrote a record of its own
     const res = await killLoop(
       args,
       KILLS,
-      () => 1500 + rng.next() * 3000,
+      () => rng.next() * 500,
       () => {},
+      () => {
+        atStart = count();
+      },
+      () => count() > atStart,
     );
     const lines = existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean) : [];
     let torn = 0;
@@ -189,7 +196,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
   const w = await buildToyWorld(path.join(dir, `world-${stage}`), { pretrainSteps: 40, seed: 5 });
   await w.retriever.close();
   // steps take ~0.1 s on the toy world: enough steps that every run is killed before the end
-  const maxSteps = KILLS * 15 + 20;
+  const maxSteps = KILLS * 20 + 20;
   const cfgFile = path.join(dir, `${stage}.yaml`);
   const runDir = path.join(dir, `run-${stage}`);
   if (stage === "train") {
@@ -242,7 +249,7 @@ async function trainKills(dir: string, rng: Rng, stage: "train" | "sft"): Promis
     () => [stage, "--config", cfgFile, "--run-dir", runDir, "--quiet", ...(existsSync(runDir) ? ["--resume"] : [])],
     KILLS,
     // at a random moment of the next step or checkpoint write, once this run completed a step of its own
-    () => rng.next() * 1000,
+    () => rng.next() * 500,
     (_i, stderr) => checkResume(stderr),
     () => {
       expectFrom = latestStep(runDir);
@@ -294,6 +301,7 @@ async function quickstartKills(dir: string, rng: Rng, kills: number): Promise<Ro
           .map(([k]) => k)
       : [];
   let checked = 0;
+  let doneAtStart = 0;
   // a run must start working at the first stage not done when it started (the interrupted one)
   const checkStart = (stderr: string) => {
     const m = /\[\d+\/\d+\] ([\w-]+): (?!done)/.exec(stderr);
@@ -305,12 +313,15 @@ async function quickstartKills(dir: string, rng: Rng, kills: number): Promise<Ro
   const res = await killLoop(
     () => ["quickstart", "--preset", "micro", "--seed", "3", "--out", out, "--quiet"],
     kills,
-    () => 4000 + rng.next() * 20_000,
+    // a random moment (0–1.5 s) after this run finished a stage of its own
+    () => rng.next() * 1500,
     (_i, stderr) => checkStart(stderr),
     () => {
       const done = new Set(stagesDone());
+      doneAtStart = done.size;
       expected = QUICKSTART_STAGES.find((st) => !done.has(st)) ?? null;
     },
+    () => stagesDone().length > doneAtStart,
   );
   checkStart(res.finalStderr);
   const doneAll = stagesDone();
@@ -349,7 +360,7 @@ export async function killSection(dir: string, say: (s: string) => void, only: s
   }
   if (want("quickstart")) {
     say("kill -9: quickstart");
-    rows.push(await quickstartKills(dir, rng, QUICK ? 3 : 8));
+    rows.push(await quickstartKills(dir, rng, QUICK ? 3 : 6));
   }
   return rows;
 }
