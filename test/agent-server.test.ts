@@ -342,6 +342,7 @@ describe("agent server: queue, timeouts, disconnects", () => {
 
     const refused = await chat(busy.url, { messages: [{ role: "user", content: "second" }] });
     expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(((await refused.json()) as any).error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
     await expect(new AgentClient({ baseUrl: busy.url }).ask("third")).rejects.toBeInstanceOf(AgentClientError);
 

@@ -112,9 +112,17 @@ export interface RunDifficultyOptions extends BucketOptions {
   out?: string;
   progress?: boolean;
   signal?: AbortSignal;
+  /**
+   * Called for a question with a failed sample (backend or retriever error, abort): it gets no record, is not written
+   * to `out` and is left out of the result, so a rerun samples it again.
+   */
+  onQuestionFailed?: (row: QuestionRow, error: string) => void;
 }
 
-/** Sample N rollouts per question with the rollout engine and bucket the questions. Resumable through `out`. */
+/**
+ * Sample N rollouts per question with the rollout engine and bucket the questions. Resumable through `out`. Returns the
+ * records of the questions that have one (a question whose sampling failed has none; see `onQuestionFailed`).
+ */
 export async function runDifficulty(o: RunDifficultyOptions): Promise<DifficultyRecord[]> {
   if (!Number.isInteger(o.n) || o.n < 1) throw new Error(`n must be a positive integer (got ${o.n})`);
   const done = new Map<string, DifficultyRecord>();
@@ -144,6 +152,11 @@ export async function runDifficulty(o: RunDifficultyOptions): Promise<Difficulty
       for (let j = 0; j < rows.length; j++) {
         const row = rows[j];
         const ts = trajectories.slice(j * o.n, (j + 1) * o.n);
+        const bad = ts.find((t) => t.finish === "error" || t.finish === "aborted");
+        if (bad) {
+          o.onQuestionFailed?.(row, `${bad.finish}: ${bad.error ?? ""}`);
+          continue;
+        }
         const correct = ts.map((t) => t.answer !== null && check(t.answer, row.answers));
         const rec = difficultyRecord(row, correct, ts.map((t) => t.retrievals), o);
         done.set(String(row.idx), rec);
@@ -155,7 +168,7 @@ export async function runDifficulty(o: RunDifficultyOptions): Promise<Difficulty
     await appender?.close();
     progress.finish();
   }
-  return o.rows.map((r) => done.get(String(r.idx))!);
+  return o.rows.flatMap((r) => done.get(String(r.idx)) ?? []);
 }
 
 /** Write the rows of each bucket (the original question rows) to `dir/{bucket}.jsonl`. */

@@ -189,6 +189,23 @@ describe("OpenAIBackend (text-only server)", () => {
     expect(srv2Script.stopString).toBe("</answer>");
   });
 
+  it("re-issues with client-side stops the calls already in flight when another switched the mode", async () => {
+    const srv = await start({
+      tokenizer: tok,
+      flavor: "text",
+      delayMs: 5,
+      script: () => " Let me search <|begin_of_query|> capital<|end_of_query|> and then more</answer>",
+    });
+    const be = createOpenAIBackend({ baseUrl: srv.url, model: "m", tokenizer: tok, tokenIds: "off" });
+    const all = await Promise.all(
+      Array.from({ length: 8 }, () => be.generate({ tokens: [], text: "Q", params: params() })),
+    );
+    for (const r of all) {
+      expect(r.stopString).toBe(STOP_Q);
+      expect(r.finishReason).toBe("stop");
+    }
+  });
+
   it("runs text-only with byte ids when no tokenizer is given", async () => {
     const srv = await start({ tokenizer: tok, flavor: "text", script: () => ` Paris${EOS}` });
     const warnings: string[] = [];
@@ -199,5 +216,68 @@ describe("OpenAIBackend (text-only server)", () => {
     expect(be.tokenizer.decode(res.tokens)).toBe(" Paris");
     expect(warnings.some((w) => /no tokenizer/.test(w))).toBe(true);
     expect(srv.requests[0].body.prompt).toBe("q");
+  });
+});
+
+describe("OpenAIBackend (servers that ignore stream, or send what it cannot read)", () => {
+  const SCRIPT = " Let me search <|begin_of_query|> capital<|end_of_query|> and more</answer>";
+
+  it("reads a plain JSON completion sent in reply to a stream request (vLLM-like, JSON content type)", async () => {
+    const srv = await start({ tokenizer: tok, ignoreStream: true, script: () => SCRIPT });
+    const be = createOpenAIBackend({ baseUrl: srv.url, model: "m", tokenizer: tok });
+    const deltas: string[] = [];
+    const res = await be.generate({
+      tokens: tok.encode("q"),
+      text: "q",
+      params: params(),
+      onText: (d) => deltas.push(d),
+    });
+    expect(srv.requests[0].body.stream).toBe(true);
+    expect(res.text).toBe(" Let me search <|begin_of_query|> capital");
+    expect(res.stopString).toBe(STOP_Q);
+    expect(deltas.join("")).toBe(res.text);
+  });
+
+  it("reads it with client-side stops too, even when the JSON comes labelled as an event stream", async () => {
+    for (const contentType of ["application/json; charset=utf-8", "text/event-stream", "text/plain"]) {
+      const srv = await start({ tokenizer: tok, flavor: "text", ignoreStream: { contentType }, script: () => SCRIPT });
+      const be = createOpenAIBackend({ baseUrl: srv.url, model: "m", tokenizer: tok, stopMode: "client" });
+      const res = await be.generate({ tokens: tok.encode("q"), text: "q", params: params() });
+      expect(srv.requests.at(-1)!.body.stream).toBe(true);
+      expect(res.text, contentType).toBe(" Let me search <|begin_of_query|> capital");
+      expect(res.finishReason).toBe("stop");
+      expect(res.stopString).toBe(STOP_Q);
+    }
+  });
+
+  it("fails with a clear error, never an empty generation, when the reply cannot be read", async () => {
+    const replies = [
+      { contentType: "text/event-stream", body: "this is not a stream\n" },
+      { contentType: "text/event-stream", body: "data: {not json\n\n" },
+      { contentType: "text/event-stream", body: "data: [DONE]\n\n" },
+      { contentType: "text/event-stream", body: "" },
+      { contentType: "application/json", body: '{"choices": []}' },
+      { contentType: "application/json", body: "<html>502 Bad Gateway</html>" },
+      // a chat-completions stream (delta.content) sent to the completions client
+      {
+        contentType: "text/event-stream",
+        body: 'data: {"choices":[{"index":0,"delta":{"content":"Paris"}}]}\n\ndata: [DONE]\n\n',
+      },
+    ];
+    for (const rawReply of replies) {
+      for (const onText of [undefined, () => {}]) {
+        const srv = await start({ tokenizer: tok, rawReply, script: () => "x" });
+        const be = createOpenAIBackend({ baseUrl: srv.url, model: "m", tokenizer: tok, tokenIds: "off", backoffMs: 1 });
+        const err = await be.generate({ tokens: [1], text: "q", params: params(), ...(onText ? { onText } : {}) }).then(
+          (r) => new Error(`resolved with ${JSON.stringify(r.text)}`),
+          (e: Error) => e,
+        );
+        // a non-stream request to a stream-only body is still unreadable JSON; either way: a named error
+        expect(err.message, rawReply.body).toMatch(
+          /not JSON|no choices|neither an SSE stream|unreadable event|without any completion|no completion text/,
+        );
+        expect(err.message).not.toMatch(/^resolved/);
+      }
+    }
   });
 });

@@ -89,6 +89,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 const TOKEN_ID_RE = /^token_id:(-?\d+)$/;
+/** Most non-SSE text kept from a stream response to read it as one JSON completion instead (chars). */
+const FOREIGN_CAP = 64 * 1024 * 1024;
 
 /** Extract ids/logprobs from the shapes servers use; `null` ids when the response carries none. */
 function parseChoice(choice: Record<string, unknown>): ChoiceData {
@@ -193,13 +195,17 @@ export class OpenAIBackend implements LLMBackend {
         }
         throw err;
       }
-      if (!clientStops && this.stopMode !== "client" && data.finishReason === "stop" && data.stopReason === undefined) {
+      if (!clientStops && data.finishReason === "stop" && data.stopReason === undefined) {
         // The server does not say which stop string matched (or whether it was EOS).
         if (this.stopMode === "auto") {
           this.stopMode = "client";
           this.warn(
             `${this.name}: the server reports no stop_reason; matching stop strings client-side on streamed responses`,
           );
+        }
+        if (this.stopMode === "client") {
+          // Also when a concurrent call switched the mode while this one was in flight: its text may end at a stop
+          // string the server cut without saying so, so it cannot be reported as EOS.
           if (req.params.stop.length > 0) continue; // re-issue this call with client-side stop matching
         } else if (this.stopMode === "server") {
           this.warn(`${this.name}: stop reason not reported by the server; treating finish "stop" as EOS`);
@@ -299,11 +305,11 @@ export class OpenAIBackend implements LLMBackend {
       throw new HttpError(res.status, this.shownEndpoint, text);
     }
     try {
-      if (!stream) {
-        const json = JSON.parse(await res.text()) as { choices?: Array<Record<string, unknown>> };
-        const choice = json.choices?.[0];
-        if (!choice) throw new Error(`response from ${this.shownEndpoint} has no choices`);
-        return parseChoice(choice);
+      // Some servers ignore `stream: true` and answer with one JSON completion: read it as such.
+      const contentType = res.headers.get("content-type") ?? "";
+      if (!stream || /\bjson\b/i.test(contentType)) {
+        const data = this.parseCompletion(await res.text());
+        return stream ? this.finishUnstreamed(data, req, clientStops) : data;
       }
       return await this.readStream(res, req, clientStops, local);
     } catch (err) {
@@ -313,6 +319,46 @@ export class OpenAIBackend implements LLMBackend {
         throw new RetryableError(`stream from ${this.shownEndpoint} broke: ${err.message}`, null);
       throw err;
     }
+  }
+
+  /** Parse a non-streamed completion body; a body without a readable choice is an error, never an empty generation. */
+  private parseCompletion(raw: string): ChoiceData {
+    let json: { choices?: unknown; error?: unknown };
+    try {
+      json = JSON.parse(raw) as { choices?: unknown; error?: unknown };
+    } catch {
+      throw new Error(
+        `response from ${this.shownEndpoint} is not JSON (nor an SSE stream): ${JSON.stringify(this.clean(raw.slice(0, 200)))}`,
+      );
+    }
+    if (json && typeof json === "object" && json.error)
+      throw new Error(`error from ${this.shownEndpoint}: ${this.clean(JSON.stringify(json.error)).slice(0, 300)}`);
+    const choice = Array.isArray(json?.choices) ? (json.choices[0] as unknown) : undefined;
+    if (!choice || typeof choice !== "object")
+      throw new Error(
+        `response from ${this.shownEndpoint} has no choices: ${JSON.stringify(this.clean(raw.slice(0, 200)))}`,
+      );
+    const c = choice as Record<string, unknown>;
+    if (typeof c.text !== "string")
+      throw new Error(
+        `response from ${this.shownEndpoint} has no completion text (choices[0].text): ${JSON.stringify(this.clean(raw.slice(0, 200)))}`,
+      );
+    return parseChoice(c);
+  }
+
+  /** A whole completion received for a stream request: apply client-side stops and emit its text at once. */
+  private finishUnstreamed(d: ChoiceData, req: GenerateRequest, clientStops: boolean): ChoiceData {
+    if (clientStops) {
+      const m = new StopStringMatcher(req.params.stop).find(d.text, 0);
+      if (m) {
+        d = { ...d, text: d.text.slice(0, m.index), ids: null, finishReason: "stop", stopReason: m.stop };
+      } else {
+        if (d.finishReason === "stop") d = { ...d, stopReason: null }; // EOS
+        d = { ...d, ids: null }; // ids may run past a stop the server did not know about
+      }
+    }
+    if (req.onText && d.text.length > 0) req.onText(d.text);
+    return d;
   }
 
   /** Read an SSE completion stream; with client-side stops, close it as soon as a stop string appears. */
@@ -331,6 +377,10 @@ export class OpenAIBackend implements LLMBackend {
     const decoder = new TextDecoder();
     let buf = "";
     const reader = res.body.getReader();
+    let chunks = 0;
+    let sawDone = false;
+    let textChunks = 0;
+    let foreign = "";
     const emit = (final: boolean): void => {
       if (!req.onText) return;
       const upto = final ? acc.text.length : matcher.safeLength(acc.text);
@@ -347,15 +397,35 @@ export class OpenAIBackend implements LLMBackend {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl).replace(/\r$/, "");
         buf = buf.slice(nl + 1);
-        if (!line.startsWith("data:")) continue;
+        if (!line.startsWith("data:")) {
+          // SSE field lines (event:, id:, retry:, comments) are fine; anything else is not a stream.
+          if (line !== "" && !/^(event|id|retry):|^:/.test(line) && chunks === 0) {
+            if (foreign.length > FOREIGN_CAP)
+              throw new Error(`response from ${this.shownEndpoint} is not an SSE stream`);
+            foreign += line + "\n";
+          }
+          continue;
+        }
         const payload = line.slice(5).trim();
-        if (payload === "[DONE]") break outer;
+        if (payload === "[DONE]") {
+          sawDone = true;
+          break outer;
+        }
         if (payload === "") continue;
-        const chunk = JSON.parse(payload) as { choices?: Array<Record<string, unknown>>; error?: unknown };
+        let chunk: { choices?: Array<Record<string, unknown>>; error?: unknown };
+        try {
+          chunk = JSON.parse(payload) as { choices?: Array<Record<string, unknown>>; error?: unknown };
+        } catch {
+          throw new Error(
+            `stream from ${this.shownEndpoint} sent an unreadable event: ${JSON.stringify(this.clean(payload.slice(0, 200)))}`,
+          );
+        }
         if (chunk.error)
           throw new Error(`stream error from ${this.shownEndpoint}: ${this.clean(JSON.stringify(chunk.error))}`);
         const choice = chunk.choices?.[0];
-        if (!choice) continue;
+        if (!choice || typeof choice !== "object") continue;
+        chunks++;
+        if (typeof choice.text === "string") textChunks++;
         const part = parseChoice(choice);
         const before = acc.text.length;
         acc.text += part.text;
@@ -379,6 +449,23 @@ export class OpenAIBackend implements LLMBackend {
       }
     }
     await reader.cancel().catch(() => {});
+    if (chunks === 0 && clientStop === null) {
+      // Nothing readable came back: a whole JSON completion without a JSON content type, or something else.
+      const rest = (foreign + buf + decoder.decode()).trim();
+      if (rest !== "") {
+        if (rest.startsWith("{")) return this.finishUnstreamed(this.parseCompletion(rest), req, clientStops);
+        throw new Error(
+          `response from ${this.shownEndpoint} to a stream request is neither an SSE stream nor a JSON completion: ${JSON.stringify(this.clean(rest.slice(0, 200)))}`,
+        );
+      }
+      throw new Error(
+        `stream from ${this.shownEndpoint} ended without any completion event${sawDone ? " (only [DONE])" : ""}`,
+      );
+    }
+    if (chunks > 0 && textChunks === 0)
+      throw new Error(
+        `stream from ${this.shownEndpoint} carries no completion text (choices[].text): is it a /v1/completions endpoint?`,
+      );
     if (!idsSeen || clientStop !== null) acc.ids = null; // partial or cut id lists cannot be trusted
     if (clientStops && clientStop === null && acc.finishReason === "stop") acc.stopReason = null; // EOS
     emit(true);

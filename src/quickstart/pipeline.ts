@@ -639,6 +639,10 @@ const STAGES: Record<QuickstartStage, StageFn> = {
       for (const [k, v] of Object.entries(summary.rejected)) counts.rejected[k] = (counts.rejected[k] ?? 0) + v;
       await atomicWriteJson(p.plusSampledCounts, counts);
       if (ctx.signal?.aborted) return STOPPED;
+      if (summary.failed > 0)
+        throw new Error(
+          `rejection sampling: ${summary.failed} question(s) failed (${summary.failures.join("; ")}); run again to retry them`,
+        );
       // every passing sample of every attempt (the file the sampler appends to)
       const all = existsSync(p.plusSampled)
         ? await readJsonlAll<{ group?: string; question_id?: string; retrievals: number; response: string }>(

@@ -107,7 +107,10 @@ export async function openRetriever(spec: string, opts: OpenRetrieverOptions = {
       api: opts.api,
       timeoutMs: opts.timeoutMs,
       attempts: opts.attempts,
-      headers: opts.headers,
+      // a retrieval server started with --token: the client reads the same secret from the environment
+      headers: process.env.SEARCHRL_RETRIEVAL_TOKEN
+        ? { authorization: `Bearer ${process.env.SEARCHRL_RETRIEVAL_TOKEN}`, ...opts.headers }
+        : opts.headers,
     });
   }
   if (spec.startsWith("web:")) {

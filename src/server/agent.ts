@@ -61,6 +61,9 @@ export interface AgentLimits {
 }
 
 /** Upstream local-evaluation limits (9 retrievals, 5 documents per query), a response budget and a time limit. */
+/** Requests that may wait for a slot by default. */
+export const DEFAULT_AGENT_QUEUE_SIZE = 256;
+
 export const DEFAULT_AGENT_LIMITS: AgentLimits = { maxSearches: 9, maxTokens: 8192, timeoutMs: 120_000, topK: 5 };
 
 export interface AgentServerOptions {
@@ -72,7 +75,10 @@ export interface AgentServerOptions {
   token?: string | null;
   /** Requests that run at once (default 1). */
   concurrency?: number;
-  /** Requests that may wait for a slot (default 8); more get 429. */
+  /**
+   * Requests that may wait for a slot (default 256, so a burst of clients is queued rather than refused); more get 429
+   * with a `Retry-After` header.
+   */
   queueSize?: number;
   limits?: Partial<AgentLimits>;
   /** Folder of the built UI (default: located next to the package, see agent-ui.ts). */
@@ -214,7 +220,11 @@ function admit(body: ChatBody, limits: AgentLimits): Admission {
 export async function createAgentServer(opts: AgentServerOptions = {}): Promise<FastifyInstance> {
   const agent = opts.agent ?? null;
   const limits: AgentLimits = { ...DEFAULT_AGENT_LIMITS, ...(opts.limits ?? {}) };
-  const queue = new AgentRequestQueue(opts.concurrency ?? 1, opts.queueSize ?? 8);
+  const queue = new AgentRequestQueue(opts.concurrency ?? 1, opts.queueSize ?? DEFAULT_AGENT_QUEUE_SIZE);
+  /** Mean time a request holds a slot (moving average, ms): the `Retry-After` estimate of a 429. */
+  let serviceMs = 1000;
+  const retryAfterS = () =>
+    String(Math.min(60, Math.max(1, Math.ceil(((serviceMs / 1000) * (queue.waiting + 1)) / queue.concurrency))));
   const stats: AgentServerStats = { requests: 0, completed: 0, aborted: 0, timeouts: 0, rejected: 0, errors: 0 };
   const started = Date.now();
   const token = opts.token ? sha(opts.token) : null;
@@ -340,21 +350,26 @@ export async function createAgentServer(opts: AgentServerOptions = {}): Promise<
       ac.abort(new Error(`request timed out after ${adm.timeoutMs / 1000} s`));
     }, adm.timeoutMs);
     let release: (() => void) | null = null;
+    let slotSince = 0;
     try {
       try {
         release = await queue.acquire(ac.signal);
+        slotSince = performance.now();
       } catch (err) {
         if (err instanceof AgentQueueFullError) {
           stats.rejected++;
+          reply.header("retry-after", retryAfterS());
           throw new HttpStatusError(429, err.message, undefined, "queue_full");
         }
         if (timedOut) {
-          stats.timeouts++;
+          // The server was too busy to start it in time: a rate limit (retry later), not a server fault.
+          stats.rejected++;
+          reply.header("retry-after", retryAfterS());
           throw new HttpStatusError(
-            504,
-            `request timed out after ${adm.timeoutMs / 1000} s while waiting for a free slot`,
+            429,
+            `server busy: no free slot within the request's time limit (${adm.timeoutMs / 1000} s); retry later`,
             undefined,
-            "timeout",
+            "queue_timeout",
           );
         }
         if (clientGone) {
@@ -385,6 +400,7 @@ export async function createAgentServer(opts: AgentServerOptions = {}): Promise<
       clearTimeout(timer);
       reply.raw.off("close", onClose);
       inflight.delete(ac);
+      if (release) serviceMs = 0.8 * serviceMs + 0.2 * (performance.now() - slotSince);
       release?.();
     }
   });

@@ -20,7 +20,7 @@ import { Semaphore } from "../util/concurrency.js";
 import { VERSION } from "../version.js";
 import type { Retriever, RetrieverInfo } from "../retrieval/types.js";
 import { passageContents, passageRawLine } from "../corpus/readers.js";
-import { createServer, listen, validate } from "./common.js";
+import { createServer, listen, requireBearerToken, validate } from "./common.js";
 
 export interface RetrievalServerOptions {
   retriever: Retriever;
@@ -38,6 +38,11 @@ export interface RetrievalServerOptions {
   concurrency?: number;
   /** Extra fields for /health (e.g. the index manifest summary). */
   health?: Record<string, unknown>;
+  /**
+   * Require `Authorization: Bearer TOKEN` on every route but `/health` (default none: veRL's and OpenRLHF's retrieval
+   * clients send no header).
+   */
+  token?: string | null;
   logger?: boolean;
 }
 
@@ -183,6 +188,7 @@ export async function createRetrievalServer(opts: RetrievalServerOptions): Promi
   const retriever = opts.retriever;
   const gate = new Semaphore(opts.concurrency ?? 8);
   const app = createServer({ bodyLimit: opts.bodyLimit ?? 4 * 1024 * 1024, logger: opts.logger });
+  requireBearerToken(app, opts.token);
   const LOOP_RESOLUTION_MS = 10;
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loopDelay.enable();

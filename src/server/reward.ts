@@ -22,7 +22,7 @@ import {
   type RewardResult,
   type ScoreBatchOptions,
 } from "../reward/index.js";
-import { createServer, HttpStatusError, listen, validate } from "./common.js";
+import { createServer, HttpStatusError, listen, requireBearerToken, validate } from "./common.js";
 
 export interface RewardServerOptions {
   preset: RewardPresetName | string;
@@ -46,6 +46,8 @@ export interface RewardServerOptions {
   onWarning?: (message: string) => void;
   /** Request logging to stderr. */
   logger?: boolean;
+  /** Require `Authorization: Bearer TOKEN` on every route but `/health` (default none: OpenRLHF sends no header). */
+  token?: string | null;
 }
 
 const LabelSchema = z.union([z.string(), z.array(z.string()), z.boolean(), z.null()]);
@@ -120,6 +122,7 @@ export function createRewardServer(opts: RewardServerOptions): FastifyInstance {
   const pending = new Map<string, PendingGroup>();
 
   const app = createServer({ bodyLimit: opts.bodyLimit, logger: opts.logger });
+  requireBearerToken(app, opts.token);
 
   function score(items: RewardItem[]): RewardResult[] {
     try {

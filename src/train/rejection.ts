@@ -55,6 +55,13 @@ export interface RejectionSampleSummary {
   kept: number;
   /** Rejections by reason. */
   rejected: Record<string, number>;
+  /**
+   * Questions with a failed sample (backend or retriever error, abort): none of their samples is written and they are
+   * not marked tried, so a rerun samples them again.
+   */
+  failed: number;
+  /** The first few failures (question id: error). */
+  failures: string[];
   out: string;
 }
 
@@ -97,6 +104,8 @@ export async function rejectionSample(o: RejectionSampleOptions): Promise<Reject
     sampled: 0,
     kept: 0,
     rejected: {},
+    failed: 0,
+    failures: [],
     out: o.out,
   };
   const out = new JsonlAppender(o.out);
@@ -137,6 +146,14 @@ export async function rejectionSample(o: RejectionSampleOptions): Promise<Reject
       summary.sampled += trajs.length;
       for (let q = 0; q < part.length; q++) {
         const row = part[q];
+        const group = trajs.slice(q * o.n, (q + 1) * o.n);
+        const bad = group.find((t) => t.finish === "error" || t.finish === "aborted");
+        if (bad) {
+          summary.failed++;
+          if (summary.failures.length < 5) summary.failures.push(`${row.id}: ${bad.finish}: ${bad.error ?? ""}`);
+          progress.tick();
+          continue;
+        }
         let kept = 0;
         for (let s = 0; s < o.n; s++) {
           const t = trajs[q * o.n + s];

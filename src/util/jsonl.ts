@@ -25,18 +25,55 @@ export class JsonlParseError extends Error {
   }
 }
 
-/** Iterate parsed JSON objects of a JSONL file; blank lines are skipped. */
+/** Whether a non-empty file's last byte is not a newline (a line torn by a crash in the middle of its write). */
+async function hasTornTail(file: string): Promise<{ size: number } | null> {
+  const fh = await fsp.open(file, "r");
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return null;
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, size - 1);
+    return b[0] === 0x0a ? null : { size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Iterate parsed JSON objects of a JSONL file; blank lines are skipped. A last line without its newline that does not
+ * parse is the torn write of a killed process (rows are written as whole lines): it is skipped, as no row was
+ * written; any other invalid line throws {@link JsonlParseError}.
+ */
 export async function* readJsonl<T = unknown>(file: string): AsyncGenerator<T> {
   let n = 0;
+  let pending: JsonlParseError | null = null;
   for await (const line of readLines(file)) {
+    if (pending) throw pending;
     n++;
     if (line.trim() === "") continue;
     try {
       yield JSON.parse(line) as T;
     } catch (err) {
-      throw new JsonlParseError(file, n, err);
+      pending = new JsonlParseError(file, n, err);
     }
   }
+  if (pending && !(await hasTornTail(file))) throw pending;
+}
+
+/** Cut a torn last line (no newline at the end) off a JSONL file, so that appending continues on a line boundary. */
+export async function repairJsonlTail(file: string): Promise<boolean> {
+  let torn: { size: number } | null;
+  try {
+    torn = await hasTornTail(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+  if (!torn) return false;
+  const data = await fsp.readFile(file);
+  const last = data.lastIndexOf(0x0a);
+  await fsp.truncate(file, last + 1);
+  return true;
 }
 
 /** Read a whole JSONL file into memory (for small files). */
@@ -61,7 +98,10 @@ export class JsonlAppender {
   private fh: fsp.FileHandle | null = null;
   constructor(readonly file: string) {}
   async append(row: unknown): Promise<void> {
-    if (!this.fh) this.fh = await fsp.open(this.file, "a");
+    if (!this.fh) {
+      await repairJsonlTail(this.file);
+      this.fh = await fsp.open(this.file, "a");
+    }
     await this.fh.write(JSON.stringify(row) + "\n");
   }
   async close(): Promise<void> {

@@ -292,6 +292,7 @@ function difficultyCommand(data: Command): void {
         const retriever = await openRetriever(o.retriever);
         try {
           const po = promptOptions(o);
+          const failures: string[] = [];
           const records = await runDifficulty({
             rows,
             protocol,
@@ -307,6 +308,7 @@ function difficultyCommand(data: Command): void {
             ...(o.concurrency ? { concurrency: o.concurrency } : {}),
             out: o.out,
             progress: !o.quiet,
+            onQuestionFailed: (row, error) => failures.push(`question ${String(row.idx)}: ${error}`),
           });
           const counts = o.bucketsDir ? await writeBucketFiles(o.bucketsDir, rows, records) : null;
           const c =
@@ -317,6 +319,12 @@ function difficultyCommand(data: Command): void {
               (o.bucketsDir ? ` and ${o.bucketsDir}/` : "") +
               "\n",
           );
+          if (failures.length > 0) {
+            for (const f of failures.slice(0, 5)) process.stderr.write(`warning: ${f}\n`);
+            throw new Error(
+              `data difficulty: ${failures.length} of ${rows.length} question(s) failed and were not written to ${o.out}; run the same command again to retry them`,
+            );
+          }
         } finally {
           await retriever.close();
         }

@@ -279,6 +279,12 @@ export const register: RegisterCommands = (program) => {
           if (usage) lines.push(`  web usage  ${JSON.stringify(usage)}`);
           process.stdout.write(lines.join("\n") + "\n");
         }
+        if (s.failed > 0) {
+          // Loud failure: the records of these questions are missing from the file (a rerun retries only them).
+          throw new Error(
+            `eval: ${s.failed} of ${s.ran} question(s) failed and were not written to ${o.out}; run the same command again to retry them`,
+          );
+        }
       } finally {
         await retriever?.close();
         await backend.close();

@@ -10,7 +10,7 @@ import { createBackend } from "../../llm/index.js";
 import { getProtocol, PROTOCOL_NAMES } from "../../protocol/index.js";
 import type { ChatTemplateName } from "../../protocol/types.js";
 import { openRetriever } from "../../retrieval/index.js";
-import { DEFAULT_AGENT_LIMITS, startAgentServer } from "../../server/agent.js";
+import { DEFAULT_AGENT_LIMITS, DEFAULT_AGENT_QUEUE_SIZE, startAgentServer } from "../../server/agent.js";
 import { createRolloutAgent } from "../../server/agent-rollout.js";
 import type { RegisterCommands } from "../groups.js";
 import { waitForShutdown } from "./ui.js";
@@ -77,7 +77,11 @@ export const register: RegisterCommands = (_program, groups) => {
     .option("--model-id <name>", "model id this server reports (default: the backend's name)")
     .option("--tokenizer <path>", "tokenizer.json (or its folder) of the --llm model, for exact token ids over HTTP")
     .option("--concurrency <n>", "requests answered at once (default: what the backend can batch)")
-    .option("--queue <n>", "requests allowed to wait for a slot; more get 429", "16")
+    .option(
+      "--queue <n>",
+      "requests allowed to wait for a slot; more get 429 with Retry-After",
+      String(DEFAULT_AGENT_QUEUE_SIZE),
+    )
     .option(
       "--max-searches <n>",
       "default and maximum retrievals per request",

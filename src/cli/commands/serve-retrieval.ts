@@ -14,6 +14,7 @@ const OptionsSchema = z.object({
   check: z.string().optional(),
   port: z.coerce.number({ error: "--port must be a number" }).int().min(0).max(65535),
   host: z.string().min(1),
+  token: z.string().min(1, "--token must not be empty").optional(),
   k: z.coerce.number().int().min(1, "--k must be >= 1"),
   maxK: z.coerce.number().int().min(1, "--max-k must be >= 1"),
   mode: z.enum(["auto", "bm25", "dense", "hybrid"], { error: "--mode must be auto, bm25, dense or hybrid" }),
@@ -39,7 +40,11 @@ export const register: RegisterCommands = (_program, groups) => {
       "instead of serving: run the retrieval conformance suite against a server and exit (1 on failure)",
     )
     .option("--port <n>", "port", "5004")
-    .option("--host <host>", "host", "127.0.0.1")
+    .option("--host <host>", "host (loopback by default; see --token before exposing it)", "127.0.0.1")
+    .option(
+      "--token <secret>",
+      "require 'Authorization: Bearer <secret>' on every route but /health (or set SEARCHRL_RETRIEVAL_TOKEN; default none: veRL's and R1-Searcher's clients send no header)",
+    )
     .option("--k <n>", "default k / topk when a request gives none", "3")
     .option("--max-k <n>", "largest accepted k / topk", "100")
     .option("--mode <m>", "index directories: auto, bm25, dense or hybrid", "auto")
@@ -57,6 +62,8 @@ export const register: RegisterCommands = (_program, groups) => {
       const parsed = OptionsSchema.safeParse(raw);
       if (!parsed.success) throw new Error(`serve retrieval: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
       const o = parsed.data;
+      if (!["127.0.0.1", "localhost", "::1"].includes(o.host) && !(o.token ?? process.env.SEARCHRL_RETRIEVAL_TOKEN))
+        process.stderr.write(`warning: listening on ${o.host} without --token: anyone who can reach it can use it\n`);
       if (o.check) {
         const contracts: RetrievalContract[] = o.contracts === "both" ? ["queries", "retrieve"] : [o.contracts];
         const report = await runRetrievalConformance(o.check, { queries: o.queries, contracts });
@@ -76,6 +83,7 @@ export const register: RegisterCommands = (_program, groups) => {
         retriever,
         host: o.host,
         port: o.port,
+        token: o.token ?? process.env.SEARCHRL_RETRIEVAL_TOKEN ?? null,
         defaultK: o.k,
         maxK: o.maxK,
         health: opened.manifest

@@ -14,6 +14,7 @@ const OptionsSchema = z.object({
   data: z.string().optional(),
   port: z.coerce.number().int().min(0).max(65535),
   host: z.string().min(1),
+  token: z.string().min(1, "--token must not be empty").optional(),
   log: z.string().optional(),
   groupSize: z.coerce.number().int().min(1, "--group-size must be >= 1").optional(),
   groupTimeout: num("--group-timeout").pipe(z.number().positive("--group-timeout must be > 0")),
@@ -37,7 +38,11 @@ export const register: RegisterCommands = (_program, groups) => {
       "gold answers: JSONL rows with question and answer (looked up by the upstream normalized question)",
     )
     .option("--port <n>", "port", "1278")
-    .option("--host <host>", "host", "127.0.0.1")
+    .option("--host <host>", "host (loopback by default; see --token before exposing it)", "127.0.0.1")
+    .option(
+      "--token <secret>",
+      "require 'Authorization: Bearer <secret>' on every route but /health (or set SEARCHRL_REWARD_TOKEN; default none: OpenRLHF clients send no header)",
+    )
     .option("--log <file>", "append one JSON line per scored query: {question, solution, score, finished}")
     .option(
       "--group-size <n>",
@@ -68,6 +73,8 @@ export const register: RegisterCommands = (_program, groups) => {
           `serve reward: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
         );
       const o = parsed.data;
+      if (!["127.0.0.1", "localhost", "::1"].includes(o.host) && !(o.token ?? process.env.SEARCHRL_REWARD_TOKEN))
+        process.stderr.write(`warning: listening on ${o.host} without --token: anyone who can reach it can use it\n`);
       let gold: GoldLookup | undefined;
       if (o.data) gold = await loadGoldTable(o.data);
       else process.stderr.write("[reward] no --data: gold answers must come from request labels\n");
@@ -91,6 +98,7 @@ export const register: RegisterCommands = (_program, groups) => {
         },
         host: o.host,
         port: o.port,
+        token: o.token ?? process.env.SEARCHRL_REWARD_TOKEN ?? null,
       });
       process.stdout.write(
         `reward server: preset ${o.preset}, ${gold?.size ?? 0} questions${o.groupSize ? `, group size ${o.groupSize}` : ""}, listening on ${server.url}/get_reward\n`,

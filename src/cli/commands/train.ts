@@ -230,6 +230,12 @@ export const register: RegisterCommands = (program, groups) => {
           quiet: f.quiet,
         });
         process.stdout.write(JSON.stringify({ ...s, settings }) + "\n");
+        if (s.failed > 0) {
+          for (const f of s.failures) process.stderr.write(`warning: question ${f}\n`);
+          throw new Error(
+            `data rejection-sample: ${s.failed} of ${s.questions - s.skipped} question(s) failed and were not written to ${f.out}; run the same command again to retry them`,
+          );
+        }
       } finally {
         await retriever.close();
         await backend.close();

@@ -32,6 +32,13 @@ export interface ScriptedServerOptions {
   delayMs?: number;
   /** Delay between streamed chunks, ms. */
   chunkDelayMs?: number;
+  /**
+   * Answer `stream: true` requests with one plain JSON completion, as some servers do, sent with this content type
+   * (default application/json).
+   */
+  ignoreStream?: boolean | { contentType: string };
+  /** Answer every request with HTTP 200 and this body verbatim (a broken or foreign server). */
+  rawReply?: { contentType: string; body: string };
 }
 
 export interface RecordedRequest {
@@ -122,7 +129,8 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
     req.on("end", () => {
       void (async () => {
         const send = (status: number, obj: unknown): void => {
-          res.writeHead(status, { "content-type": "application/json" });
+          if (!res.hasHeader("content-type")) res.setHeader("content-type", "application/json");
+          res.writeHead(status);
           res.end(JSON.stringify(obj));
         };
         if (req.method !== "POST" || !req.url?.endsWith("/v1/completions"))
@@ -134,6 +142,10 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
           return send(400, { error: { message: "invalid JSON" } });
         }
         if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+        if (opts.rawReply) {
+          res.writeHead(200, { "content-type": opts.rawReply.contentType });
+          return res.end(opts.rawReply.body);
+        }
         const fail = failures.shift();
         if (fail !== undefined) {
           if (fail === 429) res.setHeader("retry-after", "0");
@@ -157,7 +169,10 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
         try {
           continuation = opts.script(promptText, body);
         } catch (err) {
-          return send(500, { error: { message: String(err) } });
+          // a script may pick the status by throwing an error with a numeric `status` (default 500)
+          const status =
+            typeof (err as { status?: unknown }).status === "number" ? (err as { status: number }).status : 500;
+          return send(status, { error: { message: String(err) } });
         }
         const g = generate(tok, continuation, maxTokens, stops);
         const wantLogprobs = typeof body.logprobs === "number";
@@ -178,7 +193,7 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
         const extra = (finish: boolean): Record<string, unknown> =>
           flavor === "vllm" ? { stop_reason: finish ? g.stopReason : null } : {};
 
-        if (body.stream === true) {
+        if (body.stream === true && !opts.ignoreStream) {
           res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
           let sentText = "";
           let closed = false;
@@ -223,6 +238,8 @@ export async function startScriptedOpenAIServer(opts: ScriptedServerOptions): Pr
           ...extra(true),
         };
         if (withIds) choice.token_ids = g.ids;
+        if (body.stream === true && typeof opts.ignoreStream === "object")
+          res.setHeader("content-type", opts.ignoreStream.contentType);
         send(200, {
           id,
           object: "text_completion",
