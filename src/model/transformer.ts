@@ -15,14 +15,7 @@
  */
 import { Rng } from "../util/rng.js";
 import { type ModelConfig, type ModelConfigInput, countParameters, resolveModelConfig } from "./config.js";
-import {
-  causalSoftmaxBackward,
-  colSumInto,
-  rmsnorm,
-  rmsnormBackward,
-  swiglu,
-  swigluBackward,
-} from "./kernels.js";
+import { causalSoftmaxBackward, colSumInto, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from "./kernels.js";
 import { type WasmRuntime, getRuntime } from "./runtime.js";
 
 /** One tensor in the flat parameter buffer. */
