@@ -32,6 +32,7 @@ import type { PromptOptions, ResponseProtocol } from "../protocol/types.js";
 import { afterLast, beforeFirst } from "../util/pystr.js";
 import { hashSeed } from "../util/rng.js";
 import type { Passage } from "../util/types.js";
+import { recallEvents } from "./recalls.js";
 import type { RolloutEvent, Trajectory, TrajectoryFinish } from "./types.js";
 
 /** Turns in a row whose every tool call failed before the trajectory ends as `tool_error`. */
@@ -117,12 +118,7 @@ export async function runChatTrajectory(
   let stopReasonFinal: string | undefined;
   let answer: string | null = null;
   let error: string | undefined;
-  const parser = protocol.createParser();
-  const feed = (chunk: string, final = false): void => {
-    const evs = final ? parser.finish() : parser.push(chunk);
-    for (const ev of evs)
-      if (ev.type === "close" && ev.kind === "internal") emit({ type: "internal", id, text: ev.text });
-  };
+  const feed = recallEvents(protocol, emit, id);
   /** Policy text (what the model wrote, or in tool mode the rendering of its tool call). */
   const policyText = (s: string): void => {
     if (s === "") return;

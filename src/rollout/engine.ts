@@ -21,6 +21,7 @@ import type { Passage, Tokenizer } from "../util/types.js";
 import { MicroBatcher } from "./batcher.js";
 import { runChatTrajectory } from "./chat-engine.js";
 import { cooperativeYield } from "./scheduler.js";
+import { recallEvents } from "./recalls.js";
 import type { RolloutEvent, Trajectory, TrajectoryFinish } from "./types.js";
 
 /** `pred_ans` of an unfinished evaluation trajectory (upstream). */
@@ -453,12 +454,7 @@ export class RolloutEngine {
     let stopReasonFinal: string | undefined;
     let answer: string | null = null;
     let error: string | undefined;
-    const parser = protocol.createParser();
-    const feedParser = (chunk: string, final = false): void => {
-      const evs = final ? parser.finish() : parser.push(chunk);
-      for (const ev of evs)
-        if (ev.type === "close" && ev.kind === "internal") emit({ type: "internal", id, text: ev.text });
-    };
+    const feedParser = recallEvents(protocol, emit, id);
     /** Retrieve for query `q` and insert the observation after the sampled closing tag (`overhang` = sampled text after it). */
     const doRetrieval = async (q: string, overhang: string): Promise<void> => {
       const index = queries.length;
