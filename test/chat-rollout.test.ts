@@ -102,18 +102,24 @@ function expectEventsSpellResponse(events: RolloutEvent[], t: Trajectory): void 
   expect(spelled).toBe(t.responseText);
 }
 
+/** One eval rollout of the test question through `backend` (the chat backend under test). */
+function askCapital(backend: Parameters<typeof runRollouts>[0]["backend"], chatMode?: "tool") {
+  return runRollouts({
+    protocol,
+    backend,
+    retriever,
+    mode: "eval",
+    ...(chatMode ? { chatMode } : {}),
+    items: [{ id: "q1", question: "What is the capital of France?" }],
+  });
+}
+
 describe("chat backends: OpenAI chat completions (double)", () => {
   it("protocol mode: stops at the closing query tag, documents as the next message, stops at the answer tag", async () => {
     const d = await double("openai", protocolScript, KEY);
     const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url });
     expect(isChatBackend(backend)).toBe(true);
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend);
     expectParis(t, "protocol");
     expect(d.requests).toHaveLength(2);
     const [first, second] = d.requests.map((r) => r.body);
@@ -145,13 +151,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
   it("tool mode: the search tool (veRL's schema), documents as tool results, answer extracted by the protocol", async () => {
     const d = await double("openai", toolScript, KEY);
     const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url, searchMode: "tool" });
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend);
     expectParis(t, "tool");
     const first = d.requests[0].body;
     const tools = first.tools as Array<{
@@ -194,13 +194,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
       return toolScript(req, n);
     });
     const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url, searchMode: "tool" });
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend);
     expect(t.finish).toBe("answer");
     expect(t.chat!.toolErrors).toBe(3);
     const w = t.warnings.join("\n");
@@ -245,13 +239,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
       n === 0 ? { status: 429, headers: { "retry-after-ms": "20" } } : protocolScript(req, n),
     );
     const backend = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: d.url });
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend);
     expectParis(t, "protocol");
     expect(d.requests).toHaveLength(3);
   });
@@ -263,13 +251,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
       return protocolScript(req, n);
     });
     const b1 = createChatBackend("openai:gpt-4o-mini", { apiKey: KEY, baseUrl: ignoring.url });
-    const [t1] = await runRollouts({
-      protocol,
-      backend: b1,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t1] = await askCapital(b1);
     expectParis(t1, "protocol");
     expect(t1.warnings.join("\n")).toMatch(/did not apply the stop strings/);
 
@@ -287,13 +269,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
         : protocolScript(req, n),
     );
     const b2 = createChatBackend("openai:o4-mini", { apiKey: KEY, baseUrl: refusing.url });
-    const [t2] = await runRollouts({
-      protocol,
-      backend: b2,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t2] = await askCapital(b2);
     expectParis(t2, "protocol");
     expect(t2.warnings.join("\n")).toMatch(/refuses stop sequences; matching them client-side/);
   });
@@ -320,13 +296,7 @@ describe("chat backends: OpenAI chat completions (double)", () => {
         chat: { apiKey: KEY, baseUrl: d.url, maxRetries: 0 },
         onWarning: (w) => logged.push(w),
       });
-      [t] = await runRollouts({
-        protocol,
-        backend,
-        retriever,
-        mode: "eval",
-        items: [{ id: "q1", question: "What is the capital of France?" }],
-      });
+      [t] = await askCapital(backend);
     } finally {
       Object.assign(console, saved);
       (process.stderr as { write: unknown }).write = savedWrite;
@@ -352,13 +322,7 @@ describe("chat backends: Anthropic messages (double)", () => {
   it("protocol mode: stop_sequence reported by the server", async () => {
     const d = await double("anthropic", protocolScript, KEY);
     const backend = createChatBackend("anthropic:claude-3-5-haiku-latest", { apiKey: KEY, baseUrl: d.url });
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend);
     expectParis(t, "protocol");
     expect(d.requests[0].headers["x-api-key"]).toBe(KEY);
     expect(d.requests[0].body.stop_sequences).toEqual(["<|end_of_query|>", "</answer>"]);
@@ -414,14 +378,7 @@ describe("chat backends: Anthropic messages (double)", () => {
       n === 0 ? { toolCalls: [{ name: "search", arguments: '"capital of France"' }] } : toolScript(req, n),
     );
     const backend = createChatBackend("anthropic:claude-3-5-haiku-latest", { apiKey: KEY, baseUrl: d.url });
-    const [t] = await runRollouts({
-      protocol,
-      backend,
-      retriever,
-      mode: "eval",
-      chatMode: "tool",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(backend, "tool");
     expect(t.finish).toBe("answer");
     expect(t.chat!.toolErrors).toBe(1);
   });
@@ -471,13 +428,7 @@ describe("chat specs", () => {
     expect(() => createChatBackend("google:gemini-2.0-flash", { env: {} })).toThrow(/GOOGLE_GENERATIVE_AI_API_KEY/);
     const d = await double("openai", protocolScript);
     const b = createChatBackend(`openai-compatible:${d.url}#my-model`, { env: { OPENAI_API_KEY: KEY } });
-    const [t] = await runRollouts({
-      protocol,
-      backend: b,
-      retriever,
-      mode: "eval",
-      items: [{ id: "q1", question: "What is the capital of France?" }],
-    });
+    const [t] = await askCapital(b);
     expectParis(t, "protocol");
     expect(d.requests[0].headers.authorization).toBeUndefined();
     expect(() => createChatBackend("openai-compatible:my-model")).toThrow(/server URL/);
