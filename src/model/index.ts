@@ -19,8 +19,8 @@ export {
   type AccumulateResult,
   type CacheTarget,
   TrainingPass,
-  modelProfile,
 } from "./transformer.js";
+export { modelProfile } from "./profile.js";
 export { ParallelModel, WorkerReplica, defaultWorkerCount, type ParallelModelOptions } from "./parallel.js";
 export { LocalReplica, type Replica, type SampledToken } from "./replica.js";
 export { AdamW, type AdamWOptions, type AdamWState } from "./optim.js";

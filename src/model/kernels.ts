@@ -146,22 +146,6 @@ export function swigluBackward(H: Float32Array, gu: number, dact: number, dgu: n
   }
 }
 
-/**
- * Softmax backward in place for causal blocks: dS = P * (dP - rowsum(dP * P)), on dP (rows of width T, row r has
- * valid columns 0..(r mod T)).
- */
-export function causalSoftmaxBackward(H: Float32Array, p: number, dp: number, rows: number, T: number): void {
-  for (let r = 0; r < rows; r++) {
-    const i = r % T;
-    const po = p + r * T;
-    const o = dp + r * T;
-    let dot = 0;
-    for (let j = 0; j <= i; j++) dot += H[o + j] * H[po + j];
-    for (let j = 0; j <= i; j++) H[o + j] = H[po + j] * (H[o + j] - dot);
-    for (let j = i + 1; j < T; j++) H[o + j] = 0;
-  }
-}
-
 /** Column sums of a [rows, cols] matrix added into dst [cols]. */
 export function colSumInto(H: Float32Array, src: number, dst: number, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {

@@ -38,6 +38,23 @@ export interface GemmKernels {
     transB: boolean,
     accumulate: boolean,
   ): void;
+  /**
+   * `batch` independent products over contiguous operands: a_i at a + i·m·k floats, b_i at b + i·k·n, out_i at
+   * out + i·m·n; out_i = op(a_i) · op(b_i) (overwritten). One call instead of `batch` (optional: the runtime loops
+   * {@link gemm} when an engine lacks it).
+   */
+  bgemm?(
+    heap: ArrayBufferLike,
+    aPtr: number,
+    bPtr: number,
+    outPtr: number,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
 }
 
 interface BindingSession {
@@ -82,7 +99,10 @@ export function nativeUnavailableReason(): string {
   return bindingError;
 }
 
-/** ONNX Runtime (MLAS) sgemm over heap views. One session per (transA, transB, accumulate) form, built lazily. */
+/**
+ * ONNX Runtime (MLAS) sgemm over heap views. One session per (transA, transB, accumulate) form, built lazily; batched
+ * products run ORT's `FusedMatMul` (com.microsoft contrib op: batched MatMul with transposed operands).
+ */
 export class OrtGemm implements GemmKernels {
   readonly name: string;
   private readonly sessions = new Map<number, BindingSession>();
@@ -131,6 +151,80 @@ export class OrtGemm implements GemmKernels {
     });
     this.sessions.set(key, s);
     return s;
+  }
+
+  private batchedSession(transA: boolean, transB: boolean): BindingSession {
+    const key = 8 | (transA ? 1 : 0) | (transB ? 2 : 0);
+    let s = this.sessions.get(key);
+    if (s) return s;
+    const bytes = buildOnnxModel({
+      inputs: [
+        { name: "a", dtype: "float32", shape: transA ? ["b", "k", "m"] : ["b", "m", "k"] },
+        { name: "b", dtype: "float32", shape: transB ? ["b", "n", "k"] : ["b", "k", "n"] },
+      ],
+      outputs: [{ name: "y", dtype: "float32", shape: ["b", "m", "n"] }],
+      nodes: [
+        {
+          op: "FusedMatMul",
+          domain: "com.microsoft",
+          inputs: ["a", "b"],
+          outputs: ["y"],
+          attrs: { transA: { i: transA ? 1 : 0 }, transB: { i: transB ? 1 : 0 }, alpha: { f: 1 } },
+        },
+      ],
+      domains: [{ domain: "com.microsoft", version: 1 }],
+    });
+    s = new this.ort.session();
+    s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      extra: { session: { intra_op: { allow_spinning: this.threads > 1 ? "0" : "1" } } },
+    });
+    this.sessions.set(key, s);
+    return s;
+  }
+
+  bgemm(
+    heap: ArrayBufferLike,
+    aPtr: number,
+    bPtr: number,
+    outPtr: number,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+  ): void {
+    if (batch === 1 || k === 0) {
+      for (let i = 0; i < batch; i++)
+        this.gemm(
+          heap,
+          aPtr + 4 * i * m * k,
+          bPtr + 4 * i * k * n,
+          outPtr + 4 * i * m * n,
+          m,
+          k,
+          n,
+          transA,
+          transB,
+          false,
+        );
+      return;
+    }
+    if (batch === 0 || m === 0 || n === 0) return;
+    const T = this.ort.Tensor;
+    const buf = heap as ArrayBuffer;
+    const feeds = {
+      a: new T("float32", new Float32Array(buf, aPtr, batch * m * k), transA ? [batch, k, m] : [batch, m, k]),
+      b: new T("float32", new Float32Array(buf, bPtr, batch * k * n), transB ? [batch, n, k] : [batch, k, n]),
+    };
+    const fetches = { y: new T("float32", new Float32Array(buf, outPtr, batch * m * n), [batch, m, n]) };
+    this.batchedSession(transA, transB).run(feeds, fetches, this.noOptions);
+    this.calls++;
+    this.flops += 2 * batch * m * k * n;
   }
 
   gemm(

@@ -205,6 +205,35 @@ export class WasmRuntime {
     if (accumulate) this.free(dst);
   }
 
+  /**
+   * `batch` products over contiguous operands (a_i at a + i·m·k floats, b_i at b + i·k·n, out_i at out + i·m·n),
+   * overwriting out: one engine call where the engine has a batched form, else a loop of {@link gemm}.
+   */
+  bgemm(
+    aPtr: number,
+    bPtr: number,
+    outPtr: number,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+  ): void {
+    if (batch > 1 && m > 0 && n > 0 && k > 0 && this.native?.bgemm) {
+      const t0 = this.profile ? performance.now() : 0;
+      this.refresh();
+      this.native.bgemm(this.heapBuf as ArrayBufferLike, aPtr, bPtr, outPtr, batch, m, k, n, transA, transB);
+      if (this.profile) {
+        this.matmulMs += performance.now() - t0;
+        this.matmulFlops += 2 * batch * m * k * n;
+      }
+      return;
+    }
+    for (let i = 0; i < batch; i++)
+      this.gemm(aPtr + 4 * i * m * k, bPtr + 4 * i * k * n, outPtr + 4 * i * m * n, m, k, n, transA, transB, false);
+  }
+
   private simdCache: SimdKernels | null | undefined;
   /** Hand-written SIMD kernels on this heap (simd.ts), or null when unavailable. */
   get simd(): SimdKernels | null {

@@ -7,191 +7,7 @@
  * All pointers are BYTE offsets into the heap; all float counts that are vectorised must be multiples of 4 (callers
  * check and fall back to the JS kernels otherwise).
  */
-
-// ---- a tiny assembler ------------------------------------------------------------------------------------------
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-function uleb(n: number, out: number[]): void {
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-}
-function sleb(n: number, out: number[]): void {
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return;
-    }
-    out.push(b | 0x80);
-  }
-}
-const f32buf = new Float32Array(1);
-const f32bytes = new Uint8Array(f32buf.buffer);
-
-/** Function body builder: locals are numbered after the params. */
-class Fn {
-  readonly code: number[] = [];
-  readonly locals: number[] = [];
-  constructor(
-    readonly name: string,
-    readonly params: number[],
-    readonly results: number[],
-  ) {}
-  local(type: number): number {
-    this.locals.push(type);
-    return this.params.length + this.locals.length - 1;
-  }
-  op(...bytes: number[]): this {
-    this.code.push(...bytes);
-    return this;
-  }
-  get(i: number): this {
-    this.code.push(0x20);
-    uleb(i, this.code);
-    return this;
-  }
-  set(i: number): this {
-    this.code.push(0x21);
-    uleb(i, this.code);
-    return this;
-  }
-  tee(i: number): this {
-    this.code.push(0x22);
-    uleb(i, this.code);
-    return this;
-  }
-  i32(n: number): this {
-    this.code.push(0x41);
-    sleb(n | 0, this.code);
-    return this;
-  }
-  f32(x: number): this {
-    f32buf[0] = x;
-    this.code.push(0x43, ...f32bytes);
-    return this;
-  }
-  /** SIMD instruction (0xfd prefix). */
-  simd(opcode: number, ...imm: number[]): this {
-    this.code.push(0xfd);
-    uleb(opcode, this.code);
-    this.code.push(...imm);
-    return this;
-  }
-  v128load(offset = 0): this {
-    return this.simd(0x00, 4, ...lebBytes(offset));
-  }
-  v128store(offset = 0): this {
-    return this.simd(0x0b, 4, ...lebBytes(offset));
-  }
-  f32load(offset = 0): this {
-    this.code.push(0x2a, 2);
-    uleb(offset, this.code);
-    return this;
-  }
-  f32store(offset = 0): this {
-    this.code.push(0x38, 2);
-    uleb(offset, this.code);
-    return this;
-  }
-  /** Emit `block loop <body> end end` where `brIf` on the loop continues. Body gets (breakDepth=1, continueDepth=0). */
-  loop(body: () => void): this {
-    this.code.push(0x02, 0x40, 0x03, 0x40);
-    body();
-    this.code.push(0x0b, 0x0b);
-    return this;
-  }
-  br(depth: number): this {
-    this.code.push(0x0c);
-    uleb(depth, this.code);
-    return this;
-  }
-  brIf(depth: number): this {
-    this.code.push(0x0d);
-    uleb(depth, this.code);
-    return this;
-  }
-}
-function lebBytes(n: number): number[] {
-  const o: number[] = [];
-  uleb(n, o);
-  return o;
-}
-
-// Opcodes used below.
-const OP = {
-  i32add: 0x6a,
-  i32sub: 0x6b,
-  i32mul: 0x6c,
-  i32shl: 0x74,
-  i32ltu: 0x49,
-  i32geu: 0x4f,
-  i32eqz: 0x45,
-  f32add: 0x92,
-  f32sub: 0x93,
-  f32mul: 0x94,
-  f32div: 0x95,
-  f32max: 0x97,
-  f32gt: 0x5e,
-  select: 0x1b,
-  drop: 0x1a,
-  end: 0x0b,
-  if_: 0x04,
-  else_: 0x05,
-};
-const SX = {
-  f32x4splat: 0x13,
-  i32x4splat: 0x11,
-  f32x4extract: 0x1f,
-  f32x4add: 0xe4,
-  f32x4sub: 0xe5,
-  f32x4mul: 0xe6,
-  f32x4div: 0xe7,
-  f32x4sqrt: 0xe3,
-  f32x4min: 0xe8,
-  f32x4max: 0xe9,
-  f32x4nearest: 0x6a,
-  i32x4add: 0xae,
-  i32x4shl: 0xab,
-  i32x4truncsat: 0xf8,
-};
-
-/**
- * Emit a vectorised exp of the v128 on the stack (leaves the result on the stack). Uses locals t (v128), n (v128).
- * exp(x) = 2^n * p(r), n = round(x / ln2), r = x - n ln2 (two-step), p = degree-6 Taylor polynomial.
- */
-function emitExp(f: Fn, t: number, n: number): void {
-  f.f32(88.0).simd(SX.f32x4splat).simd(SX.f32x4min);
-  f.f32(-87.0).simd(SX.f32x4splat).simd(SX.f32x4max);
-  f.tee(t);
-  f.f32(1.4426950408889634).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4nearest).set(n);
-  // r = x - n*ln2_hi - n*ln2_lo
-  f.get(t).get(n).f32(0.693145751953125).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4sub);
-  f.get(n).f32(1.428606765330187e-6).simd(SX.f32x4splat).simd(SX.f32x4mul).simd(SX.f32x4sub).set(t);
-  // Horner: ((((((1/720 r + 1/120) r + 1/24) r + 1/6) r + 1/2) r + 1) r + 1
-  f.f32(1 / 720).simd(SX.f32x4splat);
-  for (const c of [1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1]) {
-    f.get(t).simd(SX.f32x4mul).f32(c).simd(SX.f32x4splat).simd(SX.f32x4add);
-  }
-  // * 2^n  (bits (n + 127) << 23)
-  f.get(n).simd(SX.i32x4truncsat).i32(127).simd(SX.i32x4splat).simd(SX.i32x4add).i32(23).simd(SX.i32x4shl);
-  f.simd(SX.f32x4mul);
-}
-
-/** Horizontal sum of the v128 in local `v` (pushes an f32). */
-function emitHsum(f: Fn, v: number): void {
-  f.get(v).simd(SX.f32x4extract, 0);
-  f.get(v).simd(SX.f32x4extract, 1).op(OP.f32add);
-  f.get(v).simd(SX.f32x4extract, 2).op(OP.f32add);
-  f.get(v).simd(SX.f32x4extract, 3).op(OP.f32add);
-}
+import { F32, Fn, I32, OP, SX, V128, assemble, emitExp, emitHsum } from "./simd-asm.js";
 
 /**
  * attn1(q, k, v, len, dh, out, sc): single-query attention. q [dh] (already scaled), k/v rows [len, dh], scores
@@ -667,72 +483,230 @@ function buildRope(): Fn {
   return f;
 }
 
-/** Assemble a module importing env.memory (non-shared) and exporting the given functions. */
-function assemble(fns: Fn[], shared: boolean): Uint8Array {
-  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const section = (id: number, body: number[]): void => {
-    out.push(id);
-    uleb(body.length, out);
-    out.push(...body);
-  };
-  const str = (s: string, o: number[]): void => {
-    const b = new TextEncoder().encode(s);
-    uleb(b.length, o);
-    o.push(...b);
-  };
-  // types: one per function
-  const types: number[] = [];
-  uleb(fns.length, types);
-  for (const f of fns) {
-    types.push(0x60);
-    uleb(f.params.length, types);
-    types.push(...f.params);
-    uleb(f.results.length, types);
-    types.push(...f.results);
-  }
-  section(1, types);
-  // import env.memory
-  const imp: number[] = [];
-  uleb(1, imp);
-  str("env", imp);
-  str("memory", imp);
-  imp.push(0x02);
-  if (shared) {
-    imp.push(0x03);
-    uleb(1, imp);
-    uleb(65536, imp);
-  } else {
-    imp.push(0x00);
-    uleb(1, imp);
-  }
-  section(2, imp);
-  const funcs: number[] = [];
-  uleb(fns.length, funcs);
-  fns.forEach((_, i) => uleb(i, funcs));
-  section(3, funcs);
-  const exps: number[] = [];
-  uleb(fns.length, exps);
-  fns.forEach((f, i) => {
-    str(f.name, exps);
-    exps.push(0x00);
-    uleb(i, exps);
+/**
+ * rmsnorm(x, g, y, rstd, rows, d, eps): y[r] = x[r] * rstd[r] * g with rstd[r] = 1/sqrt(mean(x[r]^2) + eps), written
+ * to rstd (one f32 per row); d % 4 == 0.
+ */
+function buildRmsnorm(): Fn {
+  const f = new Fn("rmsnorm", [I32, I32, I32, I32, I32, I32, F32], []);
+  const [x, g, y, rstd, rows, d, eps] = [0, 1, 2, 3, 4, 5, 6];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const rowB = f.local(I32);
+  const xp = f.local(I32);
+  const yp = f.local(I32);
+  const rp = f.local(I32);
+  const acc = f.local(V128);
+  const v = f.local(V128);
+  const s = f.local(F32);
+  const sv = f.local(V128);
+  f.get(d).i32(2).op(OP.i32shl).set(rowB);
+  f.get(x).set(xp).get(y).set(yp).get(rstd).set(rp);
+  f.i32(0).set(r);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(xp).get(e).op(OP.i32add).v128load().tee(v);
+      f.get(v).simd(SX.f32x4mul).get(acc).simd(SX.f32x4add).set(acc);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.f32(1);
+    emitHsum(f, acc);
+    f.get(d).op(OP.f32convertI32s).op(OP.f32div).get(eps).op(OP.f32add).op(OP.f32sqrt).op(OP.f32div).set(s);
+    f.get(rp).get(s).f32store();
+    f.get(s).simd(SX.f32x4splat).set(sv);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(yp).get(e).op(OP.i32add);
+      f.get(xp).get(e).op(OP.i32add).v128load().get(sv).simd(SX.f32x4mul);
+      f.get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(xp).get(rowB).op(OP.i32add).set(xp);
+    f.get(yp).get(rowB).op(OP.i32add).set(yp);
+    f.get(rp).i32(4).op(OP.i32add).set(rp);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
   });
-  section(7, exps);
-  const code: number[] = [];
-  uleb(fns.length, code);
-  for (const f of fns) {
-    const body: number[] = [];
-    uleb(f.locals.length, body);
-    for (const t of f.locals) {
-      uleb(1, body);
-      body.push(t);
-    }
-    body.push(...f.code, OP.end);
-    uleb(body.length, code);
-    code.push(...body);
-  }
-  section(10, code);
-  return Uint8Array.from(out);
+  return f;
+}
+
+/**
+ * rmsnorm_back(dy, x, rstd, g, dx, dg, rows, d, accumulate): backward of {@link buildRmsnorm}. dx (+)= rstd * dy * g
+ * - x * rstd^3 * sum(dy * g * x) / d (added when accumulate != 0); dg += sum over rows of dy * x * rstd. d % 4 == 0.
+ */
+function buildRmsnormBack(): Fn {
+  const f = new Fn("rmsnorm_back", [I32, I32, I32, I32, I32, I32, I32, I32, I32], []);
+  const [dy, x, rstd, g, dx, dg, rows, d, accum] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const rowB = f.local(I32);
+  const dyp = f.local(I32);
+  const xp = f.local(I32);
+  const dxp = f.local(I32);
+  const rp = f.local(I32);
+  const acc = f.local(V128);
+  const dyv = f.local(V128);
+  const xv = f.local(V128);
+  const s = f.local(F32);
+  const sv = f.local(V128);
+  const kv = f.local(V128);
+  f.get(d).i32(2).op(OP.i32shl).set(rowB);
+  f.get(dy).set(dyp).get(x).set(xp).get(dx).set(dxp).get(rstd).set(rp);
+  f.i32(0).set(r);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.get(rp).f32load().tee(s).simd(SX.f32x4splat).set(sv);
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(dyp).get(e).op(OP.i32add).v128load().set(dyv);
+      f.get(xp).get(e).op(OP.i32add).v128load().set(xv);
+      f.get(dyv).get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).get(xv).simd(SX.f32x4mul);
+      f.get(acc).simd(SX.f32x4add).set(acc);
+      f.get(dg).get(e).op(OP.i32add);
+      f.get(dg).get(e).op(OP.i32add).v128load();
+      f.get(dyv).get(xv).simd(SX.f32x4mul).get(sv).simd(SX.f32x4mul).simd(SX.f32x4add).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    // k = s^3 * dot / d
+    f.get(s).get(s).op(OP.f32mul).get(s).op(OP.f32mul);
+    emitHsum(f, acc);
+    f.op(OP.f32mul).get(d).op(OP.f32convertI32s).op(OP.f32div).simd(SX.f32x4splat).set(kv);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+      f.get(sv).get(dyp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+      f.get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
+      f.get(xp).get(e).op(OP.i32add).v128load().get(kv).simd(SX.f32x4mul).simd(SX.f32x4sub).set(dyv);
+      f.get(accum).op(OP.if_, 0x40);
+      f.get(dxp).get(e).op(OP.i32add).v128load().get(dyv).simd(SX.f32x4add).set(dyv);
+      f.op(OP.end);
+      f.get(dxp).get(e).op(OP.i32add).get(dyv).v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(dyp).get(rowB).op(OP.i32add).set(dyp);
+    f.get(xp).get(rowB).op(OP.i32add).set(xp);
+    f.get(dxp).get(rowB).op(OP.i32add).set(dxp);
+    f.get(rp).i32(4).op(OP.i32add).set(rp);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/** copy_rows(src, srcStride, dst, dstStride, rows, bytes): copies `rows` rows of `bytes` (% 16 == 0); strides in bytes. */
+function buildCopyRows(): Fn {
+  const f = new Fn("copy_rows", [I32, I32, I32, I32, I32, I32], []);
+  const [src, srcStride, dst, dstStride, rows, bytes] = [0, 1, 2, 3, 4, 5];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const sp = f.local(I32);
+  const dp = f.local(I32);
+  f.get(src).set(sp).get(dst).set(dp);
+  f.i32(0).set(r);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(bytes).op(OP.i32geu).brIf(1);
+      f.get(dp).get(e).op(OP.i32add).get(sp).get(e).op(OP.i32add).v128load().v128store();
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(sp).get(srcStride).op(OP.i32add).set(sp);
+    f.get(dp).get(dstStride).op(OP.i32add).set(dp);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
+}
+
+/**
+ * logsoftmax_rows(z, p, rows, V, stats): per row of logits z [rows, V] (V % 4 == 0) writes the softmax p and
+ * stats[3r..3r+2] = (max, sum of exp(z - max), sum of p * z); the caller takes lse = max + log(sum).
+ */
+function buildLogsoftmaxRows(): Fn {
+  const f = new Fn("logsoftmax_rows", [I32, I32, I32, I32, I32], []);
+  const [z, p, rows, V, stats] = [0, 1, 2, 3, 4];
+  const r = f.local(I32);
+  const e = f.local(I32);
+  const vb = f.local(I32);
+  const zp = f.local(I32);
+  const pp = f.local(I32);
+  const sp = f.local(I32);
+  const mx = f.local(V128);
+  const acc = f.local(V128);
+  const x = f.local(V128);
+  const t = f.local(V128);
+  const nn = f.local(V128);
+  const m = f.local(F32);
+  const sum = f.local(F32);
+  f.get(V).i32(2).op(OP.i32shl).set(vb);
+  f.get(z).set(zp).get(p).set(pp).get(stats).set(sp);
+  f.i32(0).set(r);
+  f.loop(() => {
+    f.get(r).get(rows).op(OP.i32geu).brIf(1);
+    // max
+    f.f32(-3.4e38).simd(SX.f32x4splat).set(mx);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+      f.get(mx).get(zp).get(e).op(OP.i32add).v128load().simd(SX.f32x4max).set(mx);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(mx).simd(SX.f32x4extract, 0).get(mx).simd(SX.f32x4extract, 1).op(OP.f32max);
+    f.get(mx).simd(SX.f32x4extract, 2).op(OP.f32max).get(mx).simd(SX.f32x4extract, 3).op(OP.f32max).set(m);
+    f.get(m).simd(SX.f32x4splat).set(mx);
+    // p = exp(z - max), sum
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+      f.get(zp).get(e).op(OP.i32add).v128load().get(mx).simd(SX.f32x4sub);
+      emitExp(f, t, nn);
+      f.set(x);
+      f.get(pp).get(e).op(OP.i32add).get(x).v128store();
+      f.get(acc).get(x).simd(SX.f32x4add).set(acc);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    emitHsum(f, acc);
+    f.set(sum);
+    // normalise, sum of p * z
+    f.f32(1).get(sum).op(OP.f32div).simd(SX.f32x4splat).set(mx);
+    f.f32(0).simd(SX.f32x4splat).set(acc);
+    f.i32(0).set(e);
+    f.loop(() => {
+      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+      f.get(pp).get(e).op(OP.i32add).v128load().get(mx).simd(SX.f32x4mul).set(x);
+      f.get(pp).get(e).op(OP.i32add).get(x).v128store();
+      f.get(acc).get(x).get(zp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
+      f.get(e).i32(16).op(OP.i32add).set(e);
+      f.br(0);
+    });
+    f.get(sp).get(m).f32store();
+    f.get(sp).get(sum).f32store(4);
+    f.get(sp);
+    emitHsum(f, acc);
+    f.f32store(8);
+    f.get(zp).get(vb).op(OP.i32add).set(zp);
+    f.get(pp).get(vb).op(OP.i32add).set(pp);
+    f.get(sp).i32(12).op(OP.i32add).set(sp);
+    f.get(r).i32(1).op(OP.i32add).set(r);
+    f.br(0);
+  });
+  return f;
 }
 
 export interface SimdKernels {
@@ -756,6 +730,20 @@ export interface SimdKernels {
     decay: number,
   ): void;
   softmax_bwd(p: number, dp: number, rows: number, T: number): void;
+  rmsnorm(x: number, g: number, y: number, rstd: number, rows: number, d: number, eps: number): void;
+  rmsnorm_back(
+    dy: number,
+    x: number,
+    rstd: number,
+    g: number,
+    dx: number,
+    dg: number,
+    rows: number,
+    d: number,
+    accumulate: number,
+  ): void;
+  copy_rows(src: number, srcStride: number, dst: number, dstStride: number, rows: number, bytes: number): void;
+  logsoftmax_rows(z: number, p: number, rows: number, V: number, stats: number): void;
   rope(
     src: number,
     srcStride: number,
@@ -789,6 +777,10 @@ export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
           buildAdamw(),
           buildSoftmaxBwd(),
           buildRope(),
+          buildRmsnorm(),
+          buildRmsnormBack(),
+          buildCopyRows(),
+          buildLogsoftmaxRows(),
         ],
         shared,
       );

@@ -15,7 +15,9 @@
  */
 import { Rng } from "../util/rng.js";
 import { type ModelConfig, type ModelConfigInput, countParameters, resolveModelConfig } from "./config.js";
-import { causalSoftmaxBackward, colSumInto, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from "./kernels.js";
+import { attentionBackward, attentionForward, attentionProbFloats } from "./attention.js";
+import { tick, tock } from "./profile.js";
+import { colSumInto, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from "./kernels.js";
 import { type WasmRuntime, getRuntime } from "./runtime.js";
 
 /** One tensor in the flat parameter buffer. */
@@ -79,20 +81,6 @@ export interface TransformerOptions {
    * with one extra forward pass (log-probs first, then recompute + backward per micro-batch).
    */
   activationBudgetBytes?: number;
-}
-
-/**
- * Causal softmax in place over `rows` score rows of width T (row r is query position r mod T): the masked part is
- * set to a large negative value and XNNPACK's vectorised softmax does the rest (about 6x faster than a JS loop).
- */
-function causalMaskedSoftmax(rt: WasmRuntime, ptr: number, rows: number, T: number): void {
-  const H = rt.f32();
-  const p0 = ptr >> 2;
-  for (let r = 0; r < rows; r++) {
-    const i = r % T;
-    if (i + 1 < T) H.fill(-1e30, p0 + r * T + i + 1, p0 + (r + 1) * T);
-  }
-  rt.softmaxRows(ptr, ptr, rows, T);
 }
 
 /**
@@ -196,34 +184,6 @@ class Arena {
     for (const p of this.ptrs) this.rt.free(p);
     this.ptrs = [];
   }
-}
-
-const prof: Record<string, number> = {};
-let profOn = false;
-let profCpu = false;
-/**
- * Enable/disable section timings of the model passes; returns and resets the collected milliseconds. `clock: "cpu"`
- * measures this process's CPU time instead of wall time (steadier on a shared machine, slightly more overhead).
- */
-export function modelProfile(enable?: boolean, clock: "wall" | "cpu" = "wall"): Record<string, number> {
-  if (enable !== undefined) {
-    profOn = enable;
-    profCpu = clock === "cpu";
-  }
-  const out = { ...prof };
-  for (const k of Object.keys(prof)) delete prof[k];
-  return out;
-}
-function tick(): number {
-  if (!profOn) return 0;
-  if (profCpu) {
-    const c = process.cpuUsage();
-    return (c.user + c.system) / 1000;
-  }
-  return performance.now();
-}
-function tock(name: string, t0: number): void {
-  if (profOn) prof[name] = (prof[name] ?? 0) + tick() - t0;
 }
 
 /**
@@ -415,6 +375,7 @@ export class Transformer {
     if (this.ropeHeap) for (const p of [this.ropeHeap.cos, this.ropeHeap.sin, this.ropeHeap.sinInv]) this.rt.free(p);
     this.rt.free(this.paramsPtr);
     if (this.gradsPtr) this.rt.free(this.gradsPtr);
+    if (this.rstdScratch.ptr) this.rt.free(this.rstdScratch.ptr);
     this.disposed = true;
   }
 
@@ -447,6 +408,54 @@ export class Transformer {
   }
 
   /** out[m, n] = a[m, k] @ Wᵀ for the projection `name` stored [n, k] (the input gradient of `x @ W`). */
+  /** Heap scratch for RMSNorm's per-row rstd (the SIMD kernels read and write it there). */
+  private rstdScratch = { ptr: 0, rows: 0 };
+  private rstdHeap(rows: number): number {
+    if (rows > this.rstdScratch.rows) {
+      if (this.rstdScratch.ptr) this.rt.free(this.rstdScratch.ptr);
+      const cap = Math.max(rows, 2 * this.rstdScratch.rows);
+      this.rstdScratch = { ptr: this.rt.allocF32(cap), rows: cap };
+    }
+    return this.rstdScratch.ptr;
+  }
+
+  /** RMSNorm of `rows` rows at x into y with the gain at parameter offset `gOff`; keeps rstd when given. */
+  private norm(x: number, gOff: number, y: number, rows: number, rstd: Float32Array | null): void {
+    const c = this.config;
+    const d = c.hiddenSize;
+    const simd = d % 4 === 0 ? this.rt.simd : null;
+    if (!simd) {
+      rmsnorm(this.rt.f32(), x >> 2, (this.paramsPtr >> 2) + gOff, y >> 2, rows, d, c.rmsNormEps, rstd);
+      return;
+    }
+    const rs = this.rstdHeap(rows);
+    simd.rmsnorm(x, this.paramsPtr + 4 * gOff, y, rs, rows, d, c.rmsNormEps);
+    if (rstd) rstd.set(this.rt.view(rs, rows));
+  }
+
+  /** Backward of {@link norm}: dx (+)= ..., the gain's gradient added at `gOff` of the gradients. */
+  private normBack(
+    dy: number,
+    x: number,
+    rstd: Float32Array,
+    gOff: number,
+    dx: number,
+    rows: number,
+    accumulate: boolean,
+  ): void {
+    const d = this.config.hiddenSize;
+    const simd = d % 4 === 0 ? this.rt.simd : null;
+    const G = this.gradsPtr + 4 * gOff;
+    const g = this.paramsPtr + 4 * gOff;
+    if (!simd) {
+      rmsnormBackward(this.rt.f32(), dy >> 2, x >> 2, rstd, g >> 2, dx >> 2, G >> 2, rows, d, accumulate);
+      return;
+    }
+    const rs = this.rstdHeap(rows);
+    this.rt.view(rs, rows).set(rstd);
+    simd.rmsnorm_back(dy, x, rs, g, dx, G, rows, d, accumulate ? 1 : 0);
+  }
+
   private mmWT(a: number, name: string, out: number, m: number, k: number, n: number): void {
     this.rt.gemm(a, this.wptr(name), out, m, k, n, false, true, false);
   }
@@ -565,15 +574,16 @@ export class Transformer {
     const ffn = c.intermediateSize;
     const half = dh / 2;
     const scale = 1 / Math.sqrt(dh);
+    const rowCopy = dh % 4 === 0 ? rt.simd : null;
     const W0 = this.paramsPtr >> 2;
     // Heap tables are allocated on first use: before any heap view is taken (allocation may grow the heap).
     this.ropeTables();
 
-    // Offsets of probability blocks: sequence b holds H * T_b^2 floats.
+    // Offsets of the kept attention probabilities: sequence b holds H * T_b^2 floats.
     const pOff = new Float64Array(nSeq + 1);
     for (let b = 0; b < nSeq; b++) {
       const T = start[b + 1] - start[b];
-      pOff[b + 1] = pOff[b] + H_ * T * T;
+      pOff[b + 1] = pOff[b] + attentionProbFloats({ T, dh, Hkv, rep });
     }
     const pTotal = pOff[nSeq];
 
@@ -614,7 +624,7 @@ export class Transformer {
       qh: arena.f32(N * qDim),
       kh: arena.f32(N * kvDim),
       vh: arena.f32(N * kvDim),
-      P: arena.f32(save ? pTotal : rep * maxT * maxT),
+      P: arena.f32(save ? pTotal : H_ * maxT * maxT),
       oh: arena.f32(N * qDim),
       ao: arena.f32(N * qDim),
       tmp: arena.f32(N * d),
@@ -634,7 +644,7 @@ export class Transformer {
 
       // --- attention
       t0 = tick();
-      rmsnorm(H, x >> 2, W0 + this.param(pre + "attn_norm").offset, bufs.xn >> 2, N, d, c.rmsNormEps, rstd1);
+      this.norm(x, this.param(pre + "attn_norm").offset, bufs.xn, N, rstd1);
       tock("norm", t0);
       t0 = tick();
       rt.matmulId(bufs.xn, this.wid(pre + "wqkv"), bufs.qkv, N, d, qkvDim);
@@ -693,10 +703,9 @@ export class Transformer {
                 1,
               );
               const vdst = vh0 + kBase + g * T * dh;
-              for (let i = 0; i < T; i++) {
-                const vsrc = qkv0 + (s0 + i) * qkvDim + qDim + kvDim + g * dh;
-                H.copyWithin(vdst + i * dh, vsrc, vsrc + dh);
-              }
+              const vsrc = qkv0 + s0 * qkvDim + qDim + kvDim + g * dh;
+              if (dh % 4 === 0) simd.copy_rows(vsrc << 2, qkvDim * 4, vdst << 2, dh * 4, T, dh * 4);
+              else for (let i = 0; i < T; i++) H.copyWithin(vdst + i * dh, vsrc + i * qkvDim, vsrc + i * qkvDim + dh);
             }
           }
           for (let i = 0; i < (rope ? 0 : T); i++) {
@@ -745,26 +754,15 @@ export class Transformer {
         }
       }
       tock("split", t0);
-      // Attention per (sequence, kv group): S = Qg Kt, causal softmax, O = P V.
+      // Causal attention per sequence, all heads at once (attention.ts).
       for (let b = 0; b < nSeq; b++) {
         const s0 = start[b];
         const T = start[b + 1] - s0;
         if (T === 0) continue;
-        for (let g = 0; g < Hkv; g++) {
-          const qPtr = bufs.qh + 4 * (s0 * qDim + g * rep * T * dh);
-          const kPtr = bufs.kh + 4 * (s0 * kvDim + g * T * dh);
-          const vPtr = bufs.vh + 4 * (s0 * kvDim + g * T * dh);
-          const pPtr = save ? bufs.P + 4 * (pOff[b] + g * rep * T * T) : bufs.P;
-          t0 = tick();
-          rt.gemm(qPtr, kPtr, pPtr, rep * T, dh, T, false, true, false);
-          tock("mm.attn", t0);
-          t0 = tick();
-          causalMaskedSoftmax(rt, pPtr, rep * T, T);
-          tock("softmax", t0);
-          t0 = tick();
-          rt.matmulPtr(pPtr, vPtr, bufs.oh + 4 * (s0 * qDim + g * rep * T * dh), rep * T, T, dh);
-          tock("mm.attn", t0);
-        }
+        const qo = 4 * s0 * qDim;
+        const kv = 4 * s0 * kvDim;
+        const pPtr = save ? bufs.P + 4 * pOff[b] : bufs.P;
+        attentionForward(rt, bufs.qh + qo, bufs.kh + kv, bufs.vh + kv, bufs.oh + qo, pPtr, { T, dh, Hkv, rep });
       }
       // Merge heads back to [N, H*dh].
       t0 = tick();
@@ -777,10 +775,9 @@ export class Transformer {
           const T = start[b + 1] - s0;
           for (let h = 0; h < H_; h++) {
             const src0 = oh0 + s0 * qDim + h * T * dh;
-            for (let i = 0; i < T; i++) {
-              const src = src0 + i * dh;
-              H.copyWithin(ao0 + (s0 + i) * qDim + h * dh, src, src + dh);
-            }
+            const dst0 = ao0 + s0 * qDim + h * dh;
+            if (rowCopy) rowCopy.copy_rows(src0 << 2, dh * 4, dst0 << 2, qDim * 4, T, dh * 4);
+            else for (let i = 0; i < T; i++) H.copyWithin(dst0 + i * qDim, src0 + i * dh, src0 + (i + 1) * dh);
           }
         }
       }
@@ -790,7 +787,7 @@ export class Transformer {
       // --- MLP (the product may have grown the heap: fresh view)
       t0 = tick();
       H = rt.f32();
-      rmsnorm(H, xMid >> 2, W0 + this.param(pre + "mlp_norm").offset, xn2 >> 2, N, d, c.rmsNormEps, rstd2);
+      this.norm(xMid, this.param(pre + "mlp_norm").offset, xn2, N, rstd2);
       tock("norm", t0);
       t0 = tick();
       rt.matmulId(xn2, this.wid(pre + "wgu"), bufs.gu, N, d, 2 * ffn);
@@ -826,7 +823,7 @@ export class Transformer {
     const xf = arena.f32(N * d);
     const rstdF = new Float32Array(N);
     t0 = tick();
-    rmsnorm(rt.f32(), x >> 2, W0 + this.param("final_norm").offset, xf >> 2, N, d, c.rmsNormEps, rstdF);
+    this.norm(x, this.param("final_norm").offset, xf, N, rstdF);
     tock("norm", t0);
     return { packed: pk, xf, xLast: x, rstdF, layers, pOff };
   }
@@ -884,6 +881,7 @@ export class Transformer {
     const xr = xrOut || arena.f32(Math.min(R, chunk) * d);
     const logits = arena.f32(Math.min(R, chunk) * V);
     const pBuf = probs ? 0 : arena.f32(Math.min(R, chunk) * V);
+    const stats = arena.f32(3 * Math.min(R, chunk));
     for (let r0 = 0; r0 < R; r0 += chunk) {
       const n = Math.min(chunk, R - r0);
       let t0 = tick();
@@ -898,6 +896,22 @@ export class Transformer {
       this.mmHead(xrC, logits, n);
       tock("mm.head", t0);
       const pC = probs ? probs + 4 * r0 * V : pBuf;
+      const simdHead = V % 4 === 0 ? this.rt.simd : null;
+      if (simdHead) {
+        // One SIMD pass per row: softmax, its max / sum of exp, and the sum of p * z for the entropy.
+        t0 = tick();
+        simdHead.logsoftmax_rows(logits, pC, n, V, stats);
+        H = this.rt.f32();
+        const z0 = logits >> 2;
+        const s0 = stats >> 2;
+        for (let i = 0; i < n; i++) {
+          const lse = H[s0 + 3 * i] + Math.log(H[s0 + 3 * i + 1]);
+          logp[r0 + i] = H[z0 + i * V + targets[r0 + i]] - lse;
+          ent[r0 + i] = Math.max(0, lse - H[s0 + 3 * i + 2]);
+        }
+        tock("head.logp", t0);
+        continue;
+      }
       t0 = tick();
       this.rt.softmaxRows(logits, pC, n, V);
       tock("head.softmax", t0);
@@ -905,7 +919,6 @@ export class Transformer {
       H = this.rt.f32();
       const z0 = logits >> 2;
       const p0 = pC >> 2;
-      const simdHead = V % 4 === 0 ? this.rt.simd : null;
       for (let i = 0; i < n; i++) {
         const zo = z0 + i * V;
         const po = p0 + i * V;
@@ -919,8 +932,7 @@ export class Transformer {
         }
         const lse = zm - Math.log(H[po + am]);
         let pz = 0;
-        if (simdHead) pz = simdHead.dot(po << 2, zo << 2, V);
-        else for (let j = 0; j < V; j++) pz += H[po + j] * H[zo + j];
+        for (let j = 0; j < V; j++) pz += H[po + j] * H[zo + j];
         logp[r0 + i] = H[zo + targets[r0 + i]] - lse;
         ent[r0 + i] = Math.max(0, lse - pz);
       }
@@ -1183,7 +1195,7 @@ export class Transformer {
     const ffn = c.intermediateSize;
     const half = dh / 2;
     const scale = 1 / Math.sqrt(dh);
-    const W0 = this.paramsPtr >> 2;
+    const rowCopy = dh % 4 === 0 ? rt.simd : null;
     const G0 = this.gradsPtr >> 2;
     const R = rows.length;
     this.ropeTables();
@@ -1231,18 +1243,7 @@ export class Transformer {
     // Final norm.
     const dx = arena.f32(N * d);
     t0 = tick();
-    rmsnormBackward(
-      rt.f32(),
-      dxf >> 2,
-      st.xLast >> 2,
-      st.rstdF,
-      W0 + this.param("final_norm").offset,
-      dx >> 2,
-      G0 + this.param("final_norm").offset,
-      N,
-      d,
-      false,
-    );
+    this.normBack(dxf, st.xLast, st.rstdF, this.param("final_norm").offset, dx, N, false);
     tock("bwd.norm", t0);
     arena.free(dxf);
 
@@ -1270,18 +1271,7 @@ export class Transformer {
       arena.free(dgu);
       // dxMid = dx + norm backward
       t0 = tick();
-      rmsnormBackward(
-        rt.f32(),
-        dxn2 >> 2,
-        s.xMid >> 2,
-        s.rstd2,
-        W0 + this.param(pre + "mlp_norm").offset,
-        dx >> 2,
-        G0 + this.param(pre + "mlp_norm").offset,
-        N,
-        d,
-        true,
-      );
+      this.normBack(dxn2, s.xMid, s.rstd2, this.param(pre + "mlp_norm").offset, dx, N, true);
       tock("bwd.norm", t0);
       arena.free(dxn2);
       const dxMid = dx;
@@ -1304,10 +1294,9 @@ export class Transformer {
           const T = start[b + 1] - s0;
           for (let h = 0; h < H_; h++) {
             const base = dst0 + s0 * qDim + h * T * dh;
-            for (let i = 0; i < T; i++) {
-              const src = src0 + (s0 + i) * qDim + h * dh;
-              H.copyWithin(base + i * dh, src, src + dh);
-            }
+            const src = src0 + s0 * qDim + h * dh;
+            if (rowCopy) rowCopy.copy_rows(src << 2, qDim * 4, base << 2, dh * 4, T, dh * 4);
+            else for (let i = 0; i < T; i++) H.copyWithin(base + i * dh, src + i * qDim, src + i * qDim + dh);
           }
         }
       }
@@ -1318,32 +1307,20 @@ export class Transformer {
       const dvh = arena.f32(N * kvDim);
       let maxT = 0;
       for (let b = 0; b < nSeq; b++) maxT = Math.max(maxT, start[b + 1] - start[b]);
-      const dP = arena.f32(rep * maxT * maxT);
+      const dP = arena.f32(H_ * maxT * maxT);
       for (let b = 0; b < nSeq; b++) {
         const s0 = start[b];
         const T = start[b + 1] - s0;
         if (T === 0) continue;
-        for (let g = 0; g < Hkv; g++) {
-          const qOffB = 4 * (s0 * qDim + g * rep * T * dh);
-          const kvOffB = 4 * (s0 * kvDim + g * T * dh);
-          const pPtr = s.P + 4 * (st.pOff[b] + g * rep * T * T);
-          const rows_ = rep * T;
-          // dP = dO Vᵀ; dV = Pᵀ dO
-          t0 = tick();
-          rt.gemm(doh + qOffB, s.vh + kvOffB, dP, rows_, dh, T, false, true, false);
-          rt.gemm(pPtr, doh + qOffB, dvh + kvOffB, T, rows_, dh, true, false, false);
-          tock("mm.attn", t0);
-          // dS
-          t0 = tick();
-          if (T % 4 === 0 && rt.simd) rt.simd.softmax_bwd(pPtr, dP, rows_, T);
-          else causalSoftmaxBackward(rt.f32(), pPtr >> 2, dP >> 2, rows_, T);
-          tock("bwd.softmax", t0);
-          // dQ = dS K; dK = dSᵀ Q
-          t0 = tick();
-          rt.gemm(dP, s.kh + kvOffB, dqh + qOffB, rows_, T, dh, false, false, false);
-          rt.gemm(dP, s.qh + qOffB, dkh + kvOffB, T, rows_, dh, true, false, false);
-          tock("mm.attn", t0);
-        }
+        const qo = 4 * s0 * qDim;
+        const kv = 4 * s0 * kvDim;
+        const pPtr = s.P + 4 * st.pOff[b];
+        attentionBackward(rt, s.qh + qo, s.kh + kv, s.vh + kv, pPtr, doh + qo, dqh + qo, dkh + kv, dvh + kv, dP, {
+          T,
+          dh,
+          Hkv,
+          rep,
+        });
       }
       arena.free(dP);
       arena.free(doh);
@@ -1391,10 +1368,9 @@ export class Transformer {
                 1,
               );
               const vsrc0 = dv0 + s0 * kvDim + gg * T * dh;
-              for (let i = 0; i < T; i++) {
-                const vdst = out0 + (s0 + i) * qkvDim + qDim + kvDim + gg * dh;
-                H.copyWithin(vdst, vsrc0 + i * dh, vsrc0 + (i + 1) * dh);
-              }
+              const vdst0 = out0 + s0 * qkvDim + qDim + kvDim + gg * dh;
+              if (dh % 4 === 0) simd.copy_rows(vsrc0 << 2, dh * 4, vdst0 << 2, qkvDim * 4, T, dh * 4);
+              else for (let i = 0; i < T; i++) H.copyWithin(vdst0 + i * qkvDim, vsrc0 + i * dh, vsrc0 + (i + 1) * dh);
             }
             continue;
           }
@@ -1443,18 +1419,7 @@ export class Transformer {
       tock("mm.qkv", t0);
       arena.free(dqkv);
       t0 = tick();
-      rmsnormBackward(
-        rt.f32(),
-        dxn1 >> 2,
-        s.xIn >> 2,
-        s.rstd1,
-        W0 + this.param(pre + "attn_norm").offset,
-        dx >> 2,
-        G0 + this.param(pre + "attn_norm").offset,
-        N,
-        d,
-        true,
-      );
+      this.normBack(dxn1, s.xIn, s.rstd1, this.param(pre + "attn_norm").offset, dx, N, true);
       tock("bwd.norm", t0);
       arena.free(dxn1);
       // Free this layer's saved activations early.
@@ -1579,7 +1544,7 @@ export class Transformer {
         const pre = `layers.${l}.`;
         H = rt.f32();
         let t0 = tick();
-        rmsnorm(H, x >> 2, W0 + this.param(pre + "attn_norm").offset, xn >> 2, S, d, c.rmsNormEps, null);
+        this.norm(x, this.param(pre + "attn_norm").offset, xn, S, null);
         tock("dec.norm", t0);
         t0 = tick();
         rt.matmulId(xn, this.wid(pre + "wqkv"), qkv, S, d, qkvDim);
@@ -1667,7 +1632,7 @@ export class Transformer {
         this.residualProj(ao, pre + "wo", x, x, S, qDim, "dec.mm");
         t0 = tick();
         H = rt.f32();
-        rmsnorm(H, x >> 2, W0 + this.param(pre + "mlp_norm").offset, xn >> 2, S, d, c.rmsNormEps, null);
+        this.norm(x, this.param(pre + "mlp_norm").offset, xn, S, null);
         tock("dec.norm", t0);
         t0 = tick();
         rt.matmulId(xn, this.wid(pre + "wgu"), gu, S, d, 2 * ffn);
@@ -1678,7 +1643,7 @@ export class Transformer {
         this.residualProj(act, pre + "wd", x, x, S, ffn, "dec.mm");
       }
       const xf = arena.f32(S * d);
-      rmsnorm(rt.f32(), x >> 2, W0 + this.param("final_norm").offset, xf >> 2, S, d, c.rmsNormEps, null);
+      this.norm(x, this.param("final_norm").offset, xf, S, null);
       const rows = new Int32Array(S);
       for (let s = 0; s < S; s++) rows[s] = s;
       return this.logitsRows(xf, rows, arena);

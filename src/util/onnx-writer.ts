@@ -105,6 +105,8 @@ export interface OnnxModelSpec {
   graphName?: string;
   /** Default opset 17. */
   opset?: number;
+  /** Opset imports of other operator domains (e.g. `{ domain: "com.microsoft", version: 1 }` for ORT's contrib ops). */
+  domains?: Array<{ domain: string; version: number }>;
   /** Default IR version 8. */
   irVersion?: number;
   producer?: string;
@@ -167,5 +169,6 @@ export function buildOnnxModel(spec: OnnxModelSpec): Uint8Array {
     .string(2, spec.producer ?? "searchrl")
     .message(7, graph)
     .message(8, new ProtoWriter().string(1, "").int(2, spec.opset ?? 17));
+  for (const d of spec.domains ?? []) model.message(8, new ProtoWriter().string(1, d.domain).int(2, d.version));
   return model.finish();
 }
