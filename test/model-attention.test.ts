@@ -169,3 +169,55 @@ describe("causal attention of a sequence (all heads in batched products)", () =>
     },
   );
 });
+
+describe("single-query attention over the KV cache (decoding)", () => {
+  it.each([32, 64, 12])("decode steps match full forwards at head width %i", async (dh) => {
+    const rt = await getRuntime();
+    rt.useEngine("native", 1);
+    const m = await Transformer.create(
+      {
+        vocabSize: 64,
+        hiddenSize: 2 * dh,
+        intermediateSize: 48,
+        numLayers: 2,
+        numHeads: 2,
+        numKvHeads: 1,
+        headDim: dh,
+        maxPositions: 64,
+      },
+      { seed: 5 },
+    );
+    try {
+      const maxLen = 40;
+      const seqs = [Array.from({ length: 37 }, (_, i) => (i * 11 + 3) % 64), [9, 8, 7, 6, 5]];
+      const slots = seqs.map(() => rt.allocF32(m.cacheSlotFloats(maxLen)));
+      const lens = [2, 1];
+      m.prefill(
+        seqs.map((s, b) => s.slice(0, lens[b])),
+        { slotPtr: slots, maxLen },
+      );
+      let checked = 0;
+      for (;;) {
+        const live = [0, 1].filter((b) => lens[b] < seqs[b].length);
+        if (live.length === 0) break;
+        const out = m.decodeStep(
+          live.map((b) => seqs[b][lens[b]]),
+          live.map((b) => lens[b]),
+          { slotPtr: live.map((b) => slots[b]), maxLen },
+        );
+        live.forEach((b, i) => {
+          const want = m.logitsAll(seqs[b].slice(0, lens[b] + 1))[lens[b]];
+          let md = 0;
+          for (let v = 0; v < want.length; v++) md = Math.max(md, Math.abs(want[v] - out[i][v]));
+          expect(md, `dh ${dh} seq ${b} pos ${lens[b]}`).toBeLessThan(1e-4);
+          lens[b]++;
+          checked++;
+        });
+      }
+      expect(checked).toBe(35 + 4);
+      for (const s of slots) rt.free(s);
+    } finally {
+      m.dispose();
+    }
+  });
+});

@@ -484,6 +484,109 @@ function buildRope(): Fn {
 }
 
 /**
+ * attn1_<dh>(q, k, v, len, out, sc): {@link buildAttn1} for a fixed head width (32 or 64), fully unrolled over the
+ * head: q and the output accumulator live in registers (dh / 4 vectors), no inner loops.
+ */
+function buildAttn1Unrolled(dh: number): Fn {
+  const f = new Fn(`attn1_${dh}`, [I32, I32, I32, I32, I32, I32], []);
+  const [q, k, v, len, out, sc] = [0, 1, 2, 3, 4, 5];
+  const nv = dh / 4;
+  const j = f.local(I32);
+  const kp = f.local(I32);
+  const m = f.local(F32);
+  const s = f.local(F32);
+  const sum = f.local(F32);
+  const acc = f.local(V128);
+  const tv = f.local(V128);
+  const ev = f.local(V128);
+  const w = f.local(V128);
+  const qv = Array.from({ length: nv }, () => f.local(V128));
+  const ov = Array.from({ length: nv }, () => f.local(V128));
+  for (let i = 0; i < nv; i++)
+    f.get(q)
+      .v128load(16 * i)
+      .set(qv[i]);
+  // scores + max
+  f.f32(-3.0e38).set(m);
+  f.i32(0).set(j).get(k).set(kp);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    for (let i = 0; i < nv; i++) {
+      f.get(kp)
+        .v128load(16 * i)
+        .get(qv[i])
+        .simd(SX.f32x4mul);
+      if (i > 0) f.simd(SX.f32x4add);
+    }
+    f.set(acc);
+    emitHsum(f, acc);
+    f.set(s);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).get(s).f32store();
+    f.get(s).get(m).op(OP.f32max).set(m);
+    f.get(kp)
+      .i32(dh * 4)
+      .op(OP.i32add)
+      .set(kp);
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  // Pad to a multiple of 4, exp(sc - m) in place, sum.
+  const lenPad = f.local(I32);
+  f.get(len).i32(3).op(OP.i32add).i32(-4).op(0x71 /* i32.and */).set(lenPad);
+  f.get(len).set(j);
+  f.loop(() => {
+    f.get(j).get(lenPad).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32(-3.0e38).f32store();
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  f.f32(0).simd(SX.f32x4splat).set(acc);
+  f.i32(0).set(j);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).v128load();
+    f.get(m).simd(SX.f32x4splat).simd(SX.f32x4sub);
+    emitExp(f, tv, ev);
+    f.tee(w).v128store();
+    f.get(acc).get(w).simd(SX.f32x4add).set(acc);
+    f.get(j).i32(4).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  emitHsum(f, acc);
+  f.set(sum);
+  // out = sum_j (sc_j / sum) v_j, accumulated in registers
+  for (let i = 0; i < nv; i++) f.f32(0).simd(SX.f32x4splat).set(ov[i]);
+  f.i32(0).set(j).get(v).set(kp);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32load().simd(SX.f32x4splat).set(w);
+    for (let i = 0; i < nv; i++)
+      f.get(ov[i])
+        .get(kp)
+        .v128load(16 * i)
+        .get(w)
+        .simd(SX.f32x4mul)
+        .simd(SX.f32x4add)
+        .set(ov[i]);
+    f.get(kp)
+      .i32(dh * 4)
+      .op(OP.i32add)
+      .set(kp);
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  f.f32(1).get(sum).op(OP.f32div).simd(SX.f32x4splat).set(w);
+  for (let i = 0; i < nv; i++)
+    f.get(out)
+      .get(ov[i])
+      .get(w)
+      .simd(SX.f32x4mul)
+      .v128store(16 * i);
+  return f;
+}
+
+/**
  * rmsnorm(x, g, y, rstd, rows, d, eps): y[r] = x[r] * rstd[r] * g with rstd[r] = 1/sqrt(mean(x[r]^2) + eps), written
  * to rstd (one f32 per row); d % 4 == 0.
  */
@@ -711,6 +814,8 @@ function buildLogsoftmaxRows(): Fn {
 
 export interface SimdKernels {
   attn1(q: number, k: number, v: number, len: number, dh: number, out: number, sc: number): void;
+  attn1_32(q: number, k: number, v: number, len: number, out: number, sc: number): void;
+  attn1_64(q: number, k: number, v: number, len: number, out: number, sc: number): void;
   swiglu(gu: number, act: number, rows: number, f: number): void;
   swiglu_back(gu: number, dact: number, dgu: number, rows: number, f: number): void;
   transpose4(src: number, dst: number, rows: number, cols: number, r0: number, r1: number): void;
@@ -769,6 +874,8 @@ export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
       const bytes = assemble(
         [
           buildAttn1(),
+          buildAttn1Unrolled(32),
+          buildAttn1Unrolled(64),
           buildSwiglu(),
           buildSwigluBack(),
           buildTranspose(),

@@ -1594,7 +1594,9 @@ export class Transformer {
             if (simd && rope) {
               // q (roped, scaled) into the heap scratch, then the SIMD single-query attention.
               simd.rope(src << 2, 0, qPtr, 0, 1, dh, rope.cos + p * dh * 4, rope.sin + p * dh * 4, scale);
-              simd.attn1(qPtr, kBase << 2, vBase << 2, p + 1, dh, out << 2, scPtr);
+              if (dh === 32) simd.attn1_32(qPtr, kBase << 2, vBase << 2, p + 1, out << 2, scPtr);
+              else if (dh === 64) simd.attn1_64(qPtr, kBase << 2, vBase << 2, p + 1, out << 2, scPtr);
+              else simd.attn1(qPtr, kBase << 2, vBase << 2, p + 1, dh, out << 2, scPtr);
               continue;
             }
             for (let e = 0; e < half; e++) {
