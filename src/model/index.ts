@@ -18,6 +18,7 @@ export {
   type LogprobLossFn,
   type AccumulateResult,
   type CacheTarget,
+  type RowSoftmax,
   TrainingPass,
 } from "./transformer.js";
 export { modelProfile } from "./profile.js";

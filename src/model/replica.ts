@@ -6,7 +6,7 @@
  */
 import { Rng } from "../util/rng.js";
 import { type SampleOptions, sampleToken } from "./sampling.js";
-import type { LogprobBatch, LogprobResult, Transformer, TrainingPass } from "./transformer.js";
+import type { LogprobBatch, LogprobResult, RowSoftmax, Transformer, TrainingPass } from "./transformer.js";
 
 export interface SampledToken {
   token: number;
@@ -101,13 +101,15 @@ export class LocalReplica implements Replica {
       this.seqs.set(it.id, { slot: slots[i], params: it.params, rng: new Rng(it.seed) });
       this.slotMaxLen.set(slots[i], maxLen);
     });
+    const soft = items.some((it) => it.params.temperature === 1) ? ([] as RowSoftmax[]) : undefined;
     const logits = this.model.prefill(
       items.map((it) => it.tokens),
       { slotPtr: slots, maxLen },
+      soft,
     );
     return items.map((it, i) => {
       const st = this.seqs.get(it.id)!;
-      return sampleToken(logits[i], st.params, st.rng, this.scratch);
+      return sampleToken(logits[i], st.params, st.rng, this.scratch, soft?.[i]);
     });
   }
 
@@ -122,12 +124,15 @@ export class LocalReplica implements Replica {
       if (!st) throw new Error(`replica: unknown sequence ${it.id}`);
       return st;
     });
+    // At temperature 1 the model hands over each row's softmax from one SIMD pass (the sampler skips its exp loop).
+    const soft = states.some((st) => st.params.temperature === 1) ? ([] as RowSoftmax[]) : undefined;
     const logits = this.model.decodeStep(
       items.map((it) => it.token),
       items.map((it) => it.pos),
       { slotPtr: states.map((s) => s.slot), maxLen },
+      soft,
     );
-    return states.map((st, i) => sampleToken(logits[i], st.params, st.rng, this.scratch));
+    return states.map((st, i) => sampleToken(logits[i], st.params, st.rng, this.scratch, soft?.[i]));
   }
 
   releaseSeqs(ids: number[]): void {

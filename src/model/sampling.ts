@@ -68,17 +68,43 @@ function threshold(p: Float32Array, bits: Uint32Array, V: number, k: number, mas
   return members[members.length - 1];
 }
 
+/** The raw softmax of the logits, computed elsewhere (the model's SIMD pass): normalised probs, max, sum of exp. */
+export interface PrecomputedSoftmax {
+  probs: Float32Array;
+  max: number;
+  sum: number;
+}
+
+/** Index of the largest logit (the first on ties). */
+function argmax(logits: Float32Array): number {
+  let max = -Infinity;
+  let arg = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] > max) {
+      max = logits[i];
+      arg = i;
+    }
+  }
+  return arg;
+}
+
 /**
  * Sample one token from logits; returns the token and its log-prob under the raw softmax (before temperature,
- * top-k and top-p). `scratch` (length >= V) avoids an allocation per call.
+ * top-k and top-p). `scratch` (length >= V) avoids an allocation per call. `softmax`, when given, is the raw softmax
+ * of these logits (it is used, and overwritten, at temperature 1 instead of recomputing it).
  */
 export function sampleToken(
   logits: Float32Array,
   p: Pick<SampleOptions, "temperature" | "topP" | "topK">,
   rng: Rng,
   scratch?: Float32Array,
+  softmax?: PrecomputedSoftmax,
 ): { token: number; logprob: number } {
   const V = logits.length;
+  const t = p.temperature;
+  if (softmax && t === 1 && softmax.probs.length === V) {
+    return truncateAndDraw(logits, softmax.probs, 1, softmax.max + Math.log(softmax.sum), p, rng, -1);
+  }
   let max = -Infinity;
   let arg = 0;
   for (let i = 0; i < V; i++) {
@@ -87,7 +113,6 @@ export function sampleToken(
       arg = i;
     }
   }
-  const t = p.temperature;
   const probs = scratch && scratch.length >= V ? scratch.subarray(0, V) : new Float32Array(V);
   if (!(t > 0)) {
     let sum = 0;
@@ -114,7 +139,23 @@ export function sampleToken(
       z += e;
     }
   }
-  const lse = max + Math.log(rawSum);
+  return truncateAndDraw(logits, probs, z, max + Math.log(rawSum), p, rng, arg);
+}
+
+/**
+ * Top-k, then top-p, over (unnormalised) probabilities `probs` with total `z` (zeroes what is cut), then one draw;
+ * `lse` is the raw log-normaliser of the logits, `arg` their argmax (-1: not known yet).
+ */
+function truncateAndDraw(
+  logits: Float32Array,
+  probs: Float32Array,
+  z: number,
+  lse: number,
+  p: Pick<SampleOptions, "topP" | "topK">,
+  rng: Rng,
+  arg: number,
+): { token: number; logprob: number } {
+  const V = logits.length;
   const topK = p.topK && p.topK > 0 && p.topK < V ? Math.floor(p.topK) : 0;
   const topP = p.topP > 0 && p.topP < 1 ? p.topP : 1;
   let total = z;
@@ -149,6 +190,6 @@ export function sampleToken(
     tok = i;
     if (u < cum) break;
   }
-  if (tok < 0) tok = arg;
+  if (tok < 0) tok = arg >= 0 ? arg : argmax(logits);
   return { token: tok, logprob: logits[tok] - lse };
 }

@@ -159,6 +159,16 @@ interface ForwardState {
 }
 
 /** Per-sequence KV-cache addressing for prefill/decode. */
+/**
+ * The raw softmax of one logits row, as {@link Transformer.prefill}/{@link Transformer.decodeStep} fill it when asked:
+ * probabilities (normalised), the row's max logit and the sum of exp(logit - max).
+ */
+export interface RowSoftmax {
+  probs: Float32Array;
+  max: number;
+  sum: number;
+}
+
 export interface CacheTarget {
   /** Base pointer (bytes) of each sequence's cache slot. */
   slotPtr: Int32Array | number[];
@@ -1454,7 +1464,7 @@ export class Transformer {
    * Prefill: run whole sequences, write their keys/values into the given cache slots, and return the logits of each
    * sequence's last position as [nSeq][V] (copied out of the heap).
    */
-  prefill(sequences: ArrayLike<number>[], cache: CacheTarget): Float32Array[] {
+  prefill(sequences: ArrayLike<number>[], cache: CacheTarget, softmax?: RowSoftmax[]): Float32Array[] {
     this.checkAlive();
     const arena = new Arena(this.rt);
     try {
@@ -1467,13 +1477,13 @@ export class Transformer {
       const st = this.forwardLayers(pk, arena, false, cache);
       const rows = new Int32Array(pk.nSeq);
       for (let b = 0; b < pk.nSeq; b++) rows[b] = pk.start[b + 1] - 1;
-      return this.logitsRows(st.xf, rows, arena);
+      return this.logitsRows(st.xf, rows, arena, softmax);
     } finally {
       arena.freeAll();
     }
   }
 
-  private logitsRows(xf: number, rows: Int32Array, arena: Arena): Float32Array[] {
+  private logitsRows(xf: number, rows: Int32Array, arena: Arena, softmax?: RowSoftmax[]): Float32Array[] {
     const d = this.config.hiddenSize;
     const V = this.config.vocabSize;
     const R = rows.length;
@@ -1487,6 +1497,18 @@ export class Transformer {
     const t0 = tick();
     this.mmHead(xr, logits, R);
     tock("mm.head", t0);
+    const simd = V % 4 === 0 ? this.rt.simd : null;
+    if (softmax && simd) {
+      // The raw softmax of each row in one SIMD pass on the heap (for samplers at temperature 1).
+      const probs = arena.f32(R * V);
+      const stats = arena.f32(3 * R);
+      simd.logsoftmax_rows(logits, probs, R, V, stats);
+      H = this.rt.f32();
+      for (let i = 0; i < R; i++) {
+        const o = (probs >> 2) + i * V;
+        softmax.push({ probs: H.slice(o, o + V), max: H[(stats >> 2) + 3 * i], sum: H[(stats >> 2) + 3 * i + 1] });
+      }
+    }
     H = this.rt.f32();
     const out: Float32Array[] = [];
     for (let i = 0; i < R; i++) out.push(H.slice((logits >> 2) + i * V, (logits >> 2) + (i + 1) * V));
@@ -1497,7 +1519,12 @@ export class Transformer {
    * One decode step for S sequences: token `tokens[s]` at position `positions[s]` (the cache of slot s holds
    * positions 0..positions[s]-1 and receives this one). Returns the next-token logits per sequence.
    */
-  decodeStep(tokens: ArrayLike<number>, positions: ArrayLike<number>, cache: CacheTarget): Float32Array[] {
+  decodeStep(
+    tokens: ArrayLike<number>,
+    positions: ArrayLike<number>,
+    cache: CacheTarget,
+    softmax?: RowSoftmax[],
+  ): Float32Array[] {
     this.checkAlive();
     const c = this.config;
     const rt = this.rt;
@@ -1648,7 +1675,7 @@ export class Transformer {
       this.norm(x, this.param("final_norm").offset, xf, S, null);
       const rows = new Int32Array(S);
       for (let s = 0; s < S; s++) rows[s] = s;
-      return this.logitsRows(xf, rows, arena);
+      return this.logitsRows(xf, rows, arena, softmax);
     } finally {
       arena.freeAll();
     }
