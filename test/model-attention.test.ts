@@ -1,7 +1,8 @@
 /**
  * The attention of src/model/attention.ts (all heads of a sequence in batched products) against a float64 naive
- * attention, forward and backward, on each engine, with grouped kv heads and lengths that are not multiples of 4
- * (the JS softmax backward), and the model's log-probs of a long and a short sequence against the float64 reference.
+ * attention, forward and backward, on each engine, with grouped kv heads, lengths that are multiples of 4 (the SIMD
+ * softmax backward) and lengths that are not (the JS one), and the model's log-probs of a long and a short
+ * sequence against the float64 reference.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { attentionBackward, attentionForward, attentionProbFloats } from "../src/model/attention.js";
@@ -72,6 +73,7 @@ describe("causal attention of a sequence (all heads in batched products)", () =>
       [16, 1, 3],
       [37, 2, 2],
       [130, 3, 1],
+      [64, 2, 2],
     ]) {
       const shape = { T, dh, Hkv, rep };
       const H = Hkv * rep;
@@ -127,7 +129,7 @@ describe("causal attention of a sequence (all heads in batched products)", () =>
       for (const p of [qp, kp, vp, gp, o, P, dq, dk, dv, scratch]) rt.free(p);
       cases++;
     }
-    expect(cases).toBe(5);
+    expect(cases).toBe(6);
   });
 
   it.each(["native", "wasm"] as const)(
