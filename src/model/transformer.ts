@@ -16,6 +16,7 @@
 import { Rng } from "../util/rng.js";
 import { type ModelConfig, type ModelConfigInput, countParameters, resolveModelConfig } from "./config.js";
 import { attentionBackward, attentionForward, attentionProbFloats } from "./attention.js";
+import { type HeadLayout, mergeHeads, mergeQkvGrads, splitHeadGrads, splitQkv, writeKvCache } from "./heads.js";
 import { tick, tock } from "./profile.js";
 import { colSumInto, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from "./kernels.js";
 import { type WasmRuntime, getRuntime } from "./runtime.js";
@@ -521,6 +522,26 @@ export class Transformer {
   }
 
   /** act = silu(gate) * up over rows of gu = [gate | up] (SIMD kernel when the width allows). */
+  /** The head layouts of a packed batch (heads.ts). */
+  private headLayout(pk: Packed): HeadLayout {
+    const c = this.config;
+    return {
+      rt: this.rt,
+      start: pk.start,
+      nSeq: pk.nSeq,
+      H: c.numHeads,
+      Hkv: c.numKvHeads,
+      dh: c.headDim,
+      qDim: c.numHeads * c.headDim,
+      kvDim: c.numKvHeads * c.headDim,
+      qkvDim: (c.numHeads + 2 * c.numKvHeads) * c.headDim,
+      scale: 1 / Math.sqrt(c.headDim),
+      cos: this.ropeCos,
+      sin: this.ropeSin,
+      rope: this.ropeTables(),
+    };
+  }
+
   private swigluFwd(gu: number, act: number, rows: number): void {
     const ffn = this.config.intermediateSize;
     const simd = ffn % 4 === 0 ? this.rt.simd : null;
@@ -582,12 +603,9 @@ export class Transformer {
     const kvDim = Hkv * dh;
     const qkvDim = qDim + 2 * kvDim;
     const ffn = c.intermediateSize;
-    const half = dh / 2;
-    const scale = 1 / Math.sqrt(dh);
-    const rowCopy = dh % 4 === 0 ? rt.simd : null;
     const W0 = this.paramsPtr >> 2;
     // Heap tables are allocated on first use: before any heap view is taken (allocation may grow the heap).
-    this.ropeTables();
+    const heads = this.headLayout(pk);
 
     // Offsets of the kept attention probabilities: sequence b holds H * T_b^2 floats.
     const pOff = new Float64Array(nSeq + 1);
@@ -670,99 +688,8 @@ export class Transformer {
         }
       }
       // Split into head layouts with RoPE; q is pre-scaled by 1/sqrt(dh).
-      {
-        const qkv0 = bufs.qkv >> 2;
-        const qh0 = bufs.qh >> 2;
-        const kh0 = bufs.kh >> 2;
-        const vh0 = bufs.vh >> 2;
-        const cos = this.ropeCos;
-        const sin = this.ropeSin;
-        for (let b = 0; b < nSeq; b++) {
-          const s0 = start[b];
-          const T = start[b + 1] - s0;
-          const qBase = qh0 + s0 * qDim;
-          const kBase = s0 * kvDim;
-          const rope = this.ropeTables();
-          if (rope) {
-            // SIMD RoPE straight from the fused qkv rows into the head blocks.
-            const simd = this.rt.simd!;
-            const rowB = qkvDim * 4;
-            for (let h = 0; h < H_; h++) {
-              simd.rope(
-                (qkv0 + s0 * qkvDim + h * dh) << 2,
-                rowB,
-                (qBase + h * T * dh) << 2,
-                dh * 4,
-                T,
-                dh,
-                rope.cos,
-                rope.sin,
-                scale,
-              );
-            }
-            for (let g = 0; g < Hkv; g++) {
-              simd.rope(
-                (qkv0 + s0 * qkvDim + qDim + g * dh) << 2,
-                rowB,
-                (kh0 + kBase + g * T * dh) << 2,
-                dh * 4,
-                T,
-                dh,
-                rope.cos,
-                rope.sin,
-                1,
-              );
-              const vdst = vh0 + kBase + g * T * dh;
-              const vsrc = qkv0 + s0 * qkvDim + qDim + kvDim + g * dh;
-              if (dh % 4 === 0) simd.copy_rows(vsrc << 2, qkvDim * 4, vdst << 2, dh * 4, T, dh * 4);
-              else for (let i = 0; i < T; i++) H.copyWithin(vdst + i * dh, vsrc + i * qkvDim, vsrc + i * qkvDim + dh);
-            }
-          }
-          for (let i = 0; i < (rope ? 0 : T); i++) {
-            const row = qkv0 + (s0 + i) * qkvDim;
-            const ro = i * half;
-            for (let h = 0; h < H_; h++) {
-              const src = row + h * dh;
-              const dst = qBase + (h * T + i) * dh;
-              for (let e = 0; e < half; e++) {
-                const a = H[src + 2 * e];
-                const bb = H[src + 2 * e + 1];
-                const cs = cos[ro + e];
-                const sn = sin[ro + e];
-                H[dst + 2 * e] = (a * cs - bb * sn) * scale;
-                H[dst + 2 * e + 1] = (a * sn + bb * cs) * scale;
-              }
-            }
-            for (let g = 0; g < Hkv; g++) {
-              const src = row + qDim + g * dh;
-              const dst = kh0 + kBase + (g * T + i) * dh;
-              for (let e = 0; e < half; e++) {
-                const a = H[src + 2 * e];
-                const bb = H[src + 2 * e + 1];
-                const cs = cos[ro + e];
-                const sn = sin[ro + e];
-                H[dst + 2 * e] = a * cs - bb * sn;
-                H[dst + 2 * e + 1] = a * sn + bb * cs;
-              }
-              const vsrc = row + qDim + kvDim + g * dh;
-              const vdst = vh0 + kBase + (g * T + i) * dh;
-              for (let e = 0; e < dh; e++) H[vdst + e] = H[vsrc + e];
-            }
-          }
-          if (cache) {
-            // Slot layout: for each layer and kv head, K [maxLen, dh] then V [maxLen, dh].
-            const slot = cache.slotPtr[b] >> 2;
-            for (let g = 0; g < Hkv; g++) {
-              const kdst = slot + (l * Hkv + g) * 2 * cache.maxLen * dh;
-              const vdst = kdst + cache.maxLen * dh;
-              const ks = kh0 + kBase + g * T * dh;
-              const vs = vh0 + kBase + g * T * dh;
-              H.copyWithin(kdst, ks, ks + T * dh);
-              H.copyWithin(vdst, vs, vs + T * dh);
-            }
-          }
-        }
-      }
+      splitQkv(heads, bufs.qkv, bufs.qh, bufs.kh, bufs.vh);
+      if (cache) writeKvCache(heads, bufs.kh, bufs.vh, cache, l);
       tock("split", t0);
       // Causal attention per sequence, all heads at once (attention.ts).
       for (let b = 0; b < nSeq; b++) {
@@ -776,21 +703,7 @@ export class Transformer {
       }
       // Merge heads back to [N, H*dh].
       t0 = tick();
-      H = rt.f32();
-      {
-        const oh0 = bufs.oh >> 2;
-        const ao0 = bufs.ao >> 2;
-        for (let b = 0; b < nSeq; b++) {
-          const s0 = start[b];
-          const T = start[b + 1] - s0;
-          for (let h = 0; h < H_; h++) {
-            const src0 = oh0 + s0 * qDim + h * T * dh;
-            const dst0 = ao0 + s0 * qDim + h * dh;
-            if (rowCopy) rowCopy.copy_rows(src0 << 2, dh * 4, dst0 << 2, qDim * 4, T, dh * 4);
-            else for (let i = 0; i < T; i++) H.copyWithin(dst0 + i * qDim, src0 + i * dh, src0 + (i + 1) * dh);
-          }
-        }
-      }
+      mergeHeads(heads, bufs.oh, bufs.ao);
       tock("merge", t0);
       this.residualProj(bufs.ao, pre + "wo", x, xMid, N, qDim, "mm.o");
 
@@ -1203,12 +1116,9 @@ export class Transformer {
     const kvDim = Hkv * dh;
     const qkvDim = qDim + 2 * kvDim;
     const ffn = c.intermediateSize;
-    const half = dh / 2;
-    const scale = 1 / Math.sqrt(dh);
-    const rowCopy = dh % 4 === 0 ? rt.simd : null;
     const G0 = this.gradsPtr >> 2;
     const R = rows.length;
-    this.ropeTables();
+    const heads = this.headLayout(st.packed);
 
     // --- output head: dlogits = g * (onehot - p), in place over probs.
     let t0 = tick();
@@ -1295,21 +1205,7 @@ export class Transformer {
       // Split dao into head layout (same layout as qh).
       const doh = arena.f32(N * qDim);
       t0 = tick();
-      H = rt.f32();
-      {
-        const src0 = dao >> 2;
-        const dst0 = doh >> 2;
-        for (let b = 0; b < nSeq; b++) {
-          const s0 = start[b];
-          const T = start[b + 1] - s0;
-          for (let h = 0; h < H_; h++) {
-            const base = dst0 + s0 * qDim + h * T * dh;
-            const src = src0 + s0 * qDim + h * dh;
-            if (rowCopy) rowCopy.copy_rows(src << 2, qDim * 4, base << 2, dh * 4, T, dh * 4);
-            else for (let i = 0; i < T; i++) H.copyWithin(base + i * dh, src + i * qDim, src + i * qDim + dh);
-          }
-        }
-      }
+      splitHeadGrads(heads, dao, doh);
       tock("bwd.split", t0);
       arena.free(dao);
       const dqh = arena.f32(N * qDim);
@@ -1337,86 +1233,7 @@ export class Transformer {
       // Merge into dqkv with inverse RoPE (and the q scale).
       const dqkv = arena.f32(N * qkvDim);
       t0 = tick();
-      H = rt.f32();
-      {
-        const out0 = dqkv >> 2;
-        const dq0 = dqh >> 2;
-        const dk0 = dkh >> 2;
-        const dv0 = dvh >> 2;
-        const cos = this.ropeCos;
-        const sin = this.ropeSin;
-        const rope = this.ropeTables();
-        for (let b = 0; b < nSeq; b++) {
-          const s0 = start[b];
-          const T = start[b + 1] - s0;
-          if (rope) {
-            const simd = rt.simd!;
-            const rowB = qkvDim * 4;
-            for (let h = 0; h < H_; h++) {
-              simd.rope(
-                (dq0 + s0 * qDim + h * T * dh) << 2,
-                dh * 4,
-                (out0 + s0 * qkvDim + h * dh) << 2,
-                rowB,
-                T,
-                dh,
-                rope.cos,
-                rope.sinInv,
-                scale,
-              );
-            }
-            for (let gg = 0; gg < Hkv; gg++) {
-              simd.rope(
-                (dk0 + s0 * kvDim + gg * T * dh) << 2,
-                dh * 4,
-                (out0 + s0 * qkvDim + qDim + gg * dh) << 2,
-                rowB,
-                T,
-                dh,
-                rope.cos,
-                rope.sinInv,
-                1,
-              );
-              const vsrc0 = dv0 + s0 * kvDim + gg * T * dh;
-              const vdst0 = out0 + s0 * qkvDim + qDim + kvDim + gg * dh;
-              if (dh % 4 === 0) simd.copy_rows(vsrc0 << 2, dh * 4, vdst0 << 2, qkvDim * 4, T, dh * 4);
-              else for (let i = 0; i < T; i++) H.copyWithin(vdst0 + i * qkvDim, vsrc0 + i * dh, vsrc0 + (i + 1) * dh);
-            }
-            continue;
-          }
-          for (let i = 0; i < T; i++) {
-            const row = out0 + (s0 + i) * qkvDim;
-            const ro = i * half;
-            for (let h = 0; h < H_; h++) {
-              const src = dq0 + s0 * qDim + (h * T + i) * dh;
-              const dst = row + h * dh;
-              for (let e = 0; e < half; e++) {
-                const a = H[src + 2 * e];
-                const bb = H[src + 2 * e + 1];
-                const cs = cos[ro + e];
-                const sn = sin[ro + e];
-                H[dst + 2 * e] = (a * cs + bb * sn) * scale;
-                H[dst + 2 * e + 1] = (-a * sn + bb * cs) * scale;
-              }
-            }
-            for (let gg = 0; gg < Hkv; gg++) {
-              const src = dk0 + s0 * kvDim + (gg * T + i) * dh;
-              const dst = row + qDim + gg * dh;
-              for (let e = 0; e < half; e++) {
-                const a = H[src + 2 * e];
-                const bb = H[src + 2 * e + 1];
-                const cs = cos[ro + e];
-                const sn = sin[ro + e];
-                H[dst + 2 * e] = a * cs + bb * sn;
-                H[dst + 2 * e + 1] = -a * sn + bb * cs;
-              }
-              const vsrc = dv0 + s0 * kvDim + (gg * T + i) * dh;
-              const vdst = row + qDim + kvDim + gg * dh;
-              for (let e = 0; e < dh; e++) H[vdst + e] = H[vsrc + e];
-            }
-          }
-        }
-      }
+      mergeQkvGrads(heads, dqh, dkh, dvh, dqkv);
       tock("bwd.merge", t0);
       arena.free(dqh);
       arena.free(dkh);
