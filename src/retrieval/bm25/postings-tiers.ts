@@ -35,6 +35,8 @@ export interface Tiers {
   loMax: Float64Array;
   /** The tf cut of each tier (postings with tf ≥ cut are in it). */
   cut: Int32Array;
+  /** Per tier posting: its row's length code. */
+  pcode: Uint8Array | Uint16Array | Int32Array;
 }
 
 /** Derive the tiers of one segment (two passes over the tfs of the long terms, one over the tier postings). */
@@ -117,12 +119,19 @@ export function buildTiers(
       if (u > bmax[b]) bmax[b] = u;
     }
   }
-  return { tierOf, start: tStart, docs: tDocs, tfs: tTfs, blockBase, bmax, hiMax, loMax, cut };
+  const pcode =
+    code instanceof Uint8Array
+      ? new Uint8Array(total)
+      : code instanceof Uint16Array
+        ? new Uint16Array(total)
+        : new Int32Array(total);
+  for (let i = 0; i < total; i++) pcode[i] = code[tDocs[i]];
+  return { tierOf, start: tStart, docs: tDocs, tfs: tTfs, blockBase, bmax, hiMax, loMax, cut, pcode };
 }
 
 /** Bytes held by the derived tiers. */
 export function tiersBytes(t: Tiers): number {
-  return [t.tierOf, t.start, t.docs, t.tfs, t.blockBase, t.bmax, t.hiMax, t.loMax, t.cut].reduce(
+  return [t.tierOf, t.start, t.docs, t.tfs, t.blockBase, t.bmax, t.hiMax, t.loMax, t.cut, t.pcode].reduce(
     (s, a) => s + a.byteLength,
     0,
   );

@@ -261,6 +261,17 @@ describe("postings files: validation at open", () => {
     h.size = 5;
     writeFileSync(hf, JSON.stringify(h));
     expect(() => PostingsIndex.open(dir)).toThrow(/postings\.json: segment rows\/tokens do not add up/);
+    h.size = 300; // back to the valid header
+    for (const v of [2, 0, "1"]) {
+      writeFileSync(hf, JSON.stringify({ ...h, version: v }));
+      expect(() => PostingsIndex.open(dir)).toThrow(
+        new RegExp(
+          `postings\\.json: BM25 postings format version ${JSON.stringify(v)}; this searchrl reads version 1: rebuild the index with this version \\(searchrl index build --bm25`,
+        ),
+      );
+    }
+    writeFileSync(hf, JSON.stringify(h));
+    expect(PostingsIndex.open(dir).size).toBeGreaterThan(0); // the current version opens
     writeFileSync(hf, "{");
     expect(() => PostingsIndex.open(dir)).toThrow(/postings\.json: invalid JSON/);
     rmSync(hf);

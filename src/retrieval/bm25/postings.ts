@@ -31,7 +31,9 @@ import { BM25_B, BM25_K1, Bm25MemoryIndex, TopK, type ScoredRow } from "./memory
 import {
   assertLittleEndian,
   corrupt,
+  POSTINGS_FORMAT,
   POSTINGS_HEADER,
+  POSTINGS_VERSION,
   PostingsHeaderSchema,
   readTypedFile,
   segmentFiles,
@@ -58,6 +60,21 @@ function gallop(docs: Int32Array, p: number, e: number, d: number): number {
     else hi = mid;
   }
   return a;
+}
+
+/** The length code of each posting's row, in posting order. */
+export function postingCodes(
+  docs: Int32Array,
+  code: Uint8Array | Uint16Array | Int32Array,
+): Uint8Array | Uint16Array | Int32Array {
+  const out =
+    code instanceof Uint8Array
+      ? new Uint8Array(docs.length)
+      : code instanceof Uint16Array
+        ? new Uint16Array(docs.length)
+        : new Int32Array(docs.length);
+  for (let i = 0; i < docs.length; i++) out[i] = code[docs[i]];
+  return out;
 }
 
 /** Relative slack on upper bounds (rounding-safe pruning). */
@@ -171,6 +188,12 @@ export function readPostingsHeader(dir: string): PostingsHeader {
   } catch (err) {
     throw corrupt(file, `invalid JSON (${(err as Error).message})`);
   }
+  const version = (raw as { format?: unknown; version?: unknown } | null)?.version;
+  if ((raw as { format?: unknown } | null)?.format === POSTINGS_FORMAT && version !== POSTINGS_VERSION)
+    throw new Error(
+      `${file}: BM25 postings format version ${JSON.stringify(version)}; this searchrl reads version ${POSTINGS_VERSION}: ` +
+        "rebuild the index with this version (searchrl index build --bm25 --corpus FILE --out DIR)",
+    );
   const r = PostingsHeaderSchema.safeParse(raw);
   if (!r.success)
     throw corrupt(
@@ -210,6 +233,8 @@ class Segment {
   readonly lens: Int32Array;
   /** The derived high-impact tiers of the long lists (`postings-tiers.ts`). */
   readonly tiers: Tiers;
+  /** Per posting (parallel to `docs`): its row's length code, so that scoring reads the postings sequentially only. */
+  readonly pcode: Uint8Array | Uint16Array | Int32Array;
   /** Per term: its largest tf (per-row bounds: a row of norm n gets at most w·tf/(tf + n) from a term of max tf). */
   readonly maxTf: Uint16Array;
 
@@ -242,6 +267,7 @@ class Segment {
       for (let b = b0; b < b0 + nb; b++) if (this.bmax[b] > mx) mx = this.bmax[b];
       this.termMax[t] = mx;
     }
+    this.pcode = postingCodes(this.docs, this.lenCode);
     this.tiers = buildTiers(this.start, this.docs, this.tfs, lc, blockSize, tierMinDf > 0 ? tierMinDf : Infinity);
     this.maxTf = new Uint16Array(V);
     for (let t = 0; t < V; t++) {
@@ -271,6 +297,9 @@ class Segment {
   }
 }
 
+/** The query algorithm, as benchmarks label their figures: windowed MaxScore over the lists and their tiers. */
+export const POSTINGS_ENGINE = "maxscore-tiers";
+
 /** Default rows per scoring window (window buffers: 8·(terms + 2) bytes per row, reused across queries). */
 export const DEFAULT_WINDOW = 1 << 12;
 
@@ -282,7 +311,7 @@ export interface PostingsOpenOptions {
 }
 
 interface Scratch {
-  /** Record stride in float64s: [stamp, essential sum, one contribution per query term]. */
+  /** Record stride in float64s: [stamp, accumulated sum, one contribution (or negated bound) per term, row norm]. */
   stride: number;
   stamp: number;
   /** Per window row l, the record at l·stride (one or two cache lines per touched row). */
@@ -295,6 +324,7 @@ interface Scratch {
 interface Cursors {
   docs: Int32Array[];
   tfs: Uint16Array[];
+  codes: Array<Uint8Array | Uint16Array | Int32Array>;
   bmax: Float64Array[];
   pos: Int32Array;
   end: Int32Array;
@@ -362,6 +392,7 @@ export class PostingsIndex {
     opts: PostingsOpenOptions,
   ) {
     this.window = opts.window ?? DEFAULT_WINDOW;
+
     if (!Number.isInteger(this.window) || this.window < 1) throw new Error(`window must be a positive integer`);
     this.size = header.size;
     this.avgdl = header.avgdl;
@@ -406,6 +437,7 @@ export class PostingsIndex {
         g.blockBase,
         g.termMax,
         g.maxTf,
+        g.pcode,
       ])
         n += a.byteLength;
     for (const g of this.segments) n += tiersBytes(g.tiers);
@@ -499,6 +531,7 @@ export class PostingsIndex {
         // full list
         cur.docs[nc] = seg.docs;
         cur.tfs[nc] = seg.tfs;
+        cur.codes[nc] = seg.pcode;
         cur.bmax[nc] = seg.bmax;
         cur.pos[nc] = cur.tStart[nc] = seg.start[t];
         cur.end[nc] = seg.start[t + 1];
@@ -511,6 +544,7 @@ export class PostingsIndex {
         if (h >= 0) {
           cur.docs[nc] = tiers.docs;
           cur.tfs[nc] = tiers.tfs;
+          cur.codes[nc] = tiers.pcode;
           cur.bmax[nc] = tiers.bmax;
           cur.pos[nc] = cur.tStart[nc] = tiers.start[h];
           cur.end[nc] = tiers.start[h + 1];
@@ -564,6 +598,7 @@ export class PostingsIndex {
     this.cursors = {
       docs: new Array<Int32Array>(n),
       tfs: new Array<Uint16Array>(n),
+      codes: new Array<Uint8Array | Uint16Array | Int32Array>(n),
       bmax: new Array<Float64Array>(n),
       pos: new Int32Array(n),
       end: new Int32Array(n),
@@ -605,7 +640,7 @@ export class PostingsIndex {
    */
   private scoreSegment(seg: Segment, cur: Cursors, m: number, nc: number, top: TopK): number {
     const { pos, end, tStart, bBase, pre, rank, full, tier, accCur, neB, lk, tw, tUB, capTf } = cur;
-    const { firstRow, lenCode, normOfCode } = seg;
+    const { firstRow, normOfCode } = seg;
     const LOG = this.log2Block;
     const W = this.window;
     const scratch = this.scratchFor(m);
@@ -676,6 +711,7 @@ export class PostingsIndex {
         if (c < 0) continue;
         const docs = cur.docs[c];
         const tfs = cur.tfs[c];
+        const codes = cur.codes[c];
         const bmax = cur.bmax[c];
         let p = pos[c];
         const e = end[c];
@@ -697,12 +733,14 @@ export class PostingsIndex {
             if (d >= limit) break;
             const o = (d - base) * R;
             const tf = tfs[p];
-            const v = (wc * tf) / (tf + normOfCode[lenCode[d]]);
+            const nd = normOfCode[codes[p]];
+            const v = (wc * tf) / (tf + nd);
             if (rec[o] !== stamp) {
               rec[o] = stamp;
               touched[nt++] = d - base;
               rec[o + 1] = v;
               for (let i = 0; i < m; i++) rec[o + 2 + i] = 0;
+              rec[o + 2 + m] = nd;
             } else rec[o + 1] += v;
             rec[o + 2 + j] = v;
           }
@@ -720,7 +758,7 @@ export class PostingsIndex {
         let rb = rec[o + 1];
         if ((rb + nonEss) * SLACK <= thr) continue;
         if (nlk > 0) {
-          const nd = normOfCode[lenCode[base + l]];
+          const nd = rec[o + 2 + m];
           for (let x = 0; x < nlk; x++) {
             const j = lk[x];
             if (rec[o + 2 + j] !== 0) continue;
@@ -781,7 +819,7 @@ export class PostingsIndex {
           }
           if (p < e && docs[p] === d) {
             const tf = cur.tfs[c][p];
-            const v = (tw[j] * tf) / (tf + normOfCode[lenCode[d]]);
+            const v = (tw[j] * tf) / (tf + rec[o + 2 + m]);
             rec[o + 2 + j] = v;
             partial += v;
           }
@@ -804,8 +842,8 @@ export class PostingsIndex {
 
   /** Window buffers shared by the (synchronous) queries, grown to the number of query terms. */
   private scratchFor(m: number): Scratch {
-    if (!this.scratch || this.scratch.stride < m + 2) {
-      const stride = Math.max(m, 6) + 2;
+    if (!this.scratch || this.scratch.stride < m + 3) {
+      const stride = Math.max(m + 3, 8);
       const W = this.window;
       this.scratch = {
         stride,
