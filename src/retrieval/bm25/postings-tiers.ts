@@ -12,7 +12,6 @@
  * whole list gets looser as N grows. With the tier scored first, the threshold soon passes w · loMax and the rest of
  * the list is only looked up for rows that other terms make candidates (see `PostingsIndex.search`).
  */
-import type { LengthCodes } from "./postings.js";
 
 /** Terms with fewer postings are not tiered (their lists are short anyway). */
 export const TIER_MIN_DF = 256;
@@ -39,28 +38,49 @@ export interface Tiers {
   pcode: Uint8Array | Uint16Array | Int32Array;
 }
 
-/** Derive the tiers of one segment (two passes over the tfs of the long terms, one over the tier postings). */
+/**
+ * Derive the tiers of one segment, and each term's largest tf: one pass over the tfs (a tf histogram per long term),
+ * one over the long terms' postings (copying the tier's, and the smallest norm per tf outside it). `pcode` holds each
+ * posting's length code (`postingCodes`); the tier gets its own.
+ */
 export function buildTiers(
   start: Int32Array,
   docs: Int32Array,
   tfs: Uint16Array,
-  lc: LengthCodes,
+  pcode: Uint8Array | Uint16Array | Int32Array,
+  normOfCode: Float64Array,
   blockSize: number,
   minDf = TIER_MIN_DF,
-): Tiers {
+): Tiers & { maxTf: Uint16Array } {
   const V = start.length - 1;
   const tierOf = new Int32Array(V).fill(-1);
+  const maxTf = new Uint16Array(V);
   const cutOf: number[] = [];
   const terms: number[] = [];
+  const sizes: number[] = [];
   const hist = new Int32Array(TF_CAP + 2);
   let total = 0;
+  let blocks = 0;
   for (let t = 0; t < V; t++) {
     const s = start[t];
     const e = start[t + 1];
     const df = e - s;
-    if (df < minDf) continue;
+    let mx = 0;
+    if (df < minDf) {
+      for (let i = s; i < e; i++) if (tfs[i] > mx) mx = tfs[i];
+      maxTf[t] = mx;
+      continue;
+    }
     hist.fill(0);
-    for (let i = s; i < e; i++) hist[Math.min(tfs[i], TF_CAP + 1)]++;
+    for (let i = s; i < e; i++) {
+      const tf = tfs[i];
+      if (tf > 1) {
+        if (tf > mx) mx = tf;
+        hist[tf > TF_CAP ? TF_CAP + 1 : tf]++;
+      }
+    }
+    if (mx === 0) mx = 1;
+    maxTf[t] = mx;
     // count of tf ≥ T, for T from the top down; pick the smallest T ≥ 2 with 0 < count ≤ df / TIER_FRACTION
     let atLeast = 0;
     let cut = 0;
@@ -77,56 +97,57 @@ export function buildTiers(
     tierOf[t] = terms.length;
     terms.push(t);
     cutOf.push(cut);
+    sizes.push(size);
     total += size;
+    blocks += Math.ceil(size / blockSize);
   }
   const H = terms.length;
   const tStart = new Int32Array(H + 1);
   const tDocs = new Int32Array(total);
   const tTfs = new Uint16Array(total);
+  const tCode = new (pcode.constructor as new (n: number) => Uint8Array | Uint16Array | Int32Array)(total);
   const blockBase = new Int32Array(H + 1);
+  const bmax = new Float64Array(blocks);
   const hiMax = new Float64Array(H);
   const loMax = new Float64Array(H);
   const cut = Int32Array.from(cutOf);
-  const { code, normOfCode } = lc;
+  const minNorm = new Float64Array(TF_CAP + 1);
+  const log2Block = Math.log2(blockSize);
   let at = 0;
   for (let h = 0; h < H; h++) {
     const t = terms[h];
     const T = cut[h];
     tStart[h] = at;
+    const bb = blockBase[h];
+    blockBase[h + 1] = bb + Math.ceil(sizes[h] / blockSize);
+    minNorm.fill(Infinity);
     let hi = 0;
-    let lo = 0;
     for (let i = start[t]; i < start[t + 1]; i++) {
       const tf = tfs[i];
-      const d = docs[i];
-      const u = tf / (tf + normOfCode[code[d]]);
+      const c = pcode[i];
+      const n = normOfCode[c];
       if (tf >= T) {
-        tDocs[at] = d;
-        tTfs[at++] = tf;
+        const u = tf / (tf + n);
+        const b = bb + ((at - tStart[h]) >> log2Block);
+        if (u > bmax[b]) bmax[b] = u;
         if (u > hi) hi = u;
-      } else if (u > lo) lo = u;
+        tDocs[at] = docs[i];
+        tTfs[at] = tf;
+        tCode[at++] = c;
+      } else if (n < minNorm[tf]) minNorm[tf] = n;
+    }
+    // The largest tf / (tf + norm) outside the tier: per tf, at its smallest norm (the same expression per posting).
+    let lo = 0;
+    for (let tf = 1; tf < T; tf++) {
+      if (minNorm[tf] === Infinity) continue;
+      const u = tf / (tf + minNorm[tf]);
+      if (u > lo) lo = u;
     }
     hiMax[h] = hi;
     loMax[h] = lo;
-    blockBase[h + 1] = blockBase[h] + Math.ceil((at - tStart[h]) / blockSize);
   }
   tStart[H] = at;
-  const bmax = new Float64Array(blockBase[H]);
-  for (let h = 0; h < H; h++) {
-    for (let i = tStart[h]; i < tStart[h + 1]; i++) {
-      const b = blockBase[h] + Math.floor((i - tStart[h]) / blockSize);
-      const tf = tTfs[i];
-      const u = tf / (tf + normOfCode[code[tDocs[i]]]);
-      if (u > bmax[b]) bmax[b] = u;
-    }
-  }
-  const pcode =
-    code instanceof Uint8Array
-      ? new Uint8Array(total)
-      : code instanceof Uint16Array
-        ? new Uint16Array(total)
-        : new Int32Array(total);
-  for (let i = 0; i < total; i++) pcode[i] = code[tDocs[i]];
-  return { tierOf, start: tStart, docs: tDocs, tfs: tTfs, blockBase, bmax, hiMax, loMax, cut, pcode };
+  return { tierOf, start: tStart, docs: tDocs, tfs: tTfs, blockBase, bmax, hiMax, loMax, cut, pcode: tCode, maxTf };
 }
 
 /** Bytes held by the derived tiers. */

@@ -268,13 +268,17 @@ class Segment {
       this.termMax[t] = mx;
     }
     this.pcode = postingCodes(this.docs, this.lenCode);
-    this.tiers = buildTiers(this.start, this.docs, this.tfs, lc, blockSize, tierMinDf > 0 ? tierMinDf : Infinity);
-    this.maxTf = new Uint16Array(V);
-    for (let t = 0; t < V; t++) {
-      let mx = 0;
-      for (let i = this.start[t]; i < this.start[t + 1]; i++) if (this.tfs[i] > mx) mx = this.tfs[i];
-      this.maxTf[t] = mx;
-    }
+    const tiers = buildTiers(
+      this.start,
+      this.docs,
+      this.tfs,
+      this.pcode,
+      this.normOfCode,
+      blockSize,
+      tierMinDf > 0 ? tierMinDf : Infinity,
+    );
+    this.tiers = tiers;
+    this.maxTf = tiers.maxTf;
   }
 
   /** Local term id of a UTF-8 key (binary search of the byte-ordered dictionary), or −1. */
