@@ -35,7 +35,7 @@ import { openRetriever } from "../src/retrieval/factory.js";
 import { readIndexManifest, type IndexManifest } from "../src/retrieval/manifest.js";
 import { Bm25Retriever, InProcessEngine } from "../src/retrieval/bm25/retriever.js";
 import { Analyzer } from "../src/retrieval/bm25/analyzer.js";
-import type { PostingsIndex } from "../src/retrieval/bm25/postings.js";
+import { POSTINGS_ENGINE, type PostingsIndex } from "../src/retrieval/bm25/postings.js";
 import { generateCorpus, pseudoWord, type CorpusShape } from "./retrieval-corpus.js";
 
 v8.setFlagsFromString("--expose-gc");
@@ -83,6 +83,12 @@ async function withRssSampler<T>(fn: () => Promise<T>): Promise<{ value: T; peak
 export interface ScaleRow {
   n: number;
   date: string;
+  /** The postings engine's query algorithm (rows from before this field: "maxscore"). */
+  engineName?: string;
+  /** Per query (means over the 1 000): essential postings accumulated, candidates looked up, rows fully scored. */
+  work?: { accumulated: number; candidates: number; scored: number };
+  /** Postings copied into the high-impact tiers at open. */
+  tierPostings?: number;
   buildS: number;
   buildRate: number;
   /** Peak RSS of the build (its process: sampled, or from the manifest / an external measurement). */
@@ -167,6 +173,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleRow> {
     lat.push(performance.now() - t);
   }
   const engLat: number[] = [];
+  const s0 = { ...ix.stats };
   for (const q of qTerms) {
     t = performance.now();
     ix.search(q, 10);
@@ -178,6 +185,11 @@ export async function runScale(o: ScaleOptions): Promise<ScaleRow> {
     xs.forEach((x, i) => (g[words[i]] ??= []).push(x));
     return Object.fromEntries(Object.entries(g).map(([k, v]) => [k, pct(v, p)]));
   };
+  const perQ = (k: "accumulated" | "candidates" | "scored") => (ix.stats[k] - s0[k]) / qTerms.length;
+  const work = { accumulated: perQ("accumulated"), candidates: perQ("candidates"), scored: perQ("scored") };
+  log(
+    `engine work per query: ${f(work.accumulated, 0)} postings accumulated, ${f(work.candidates, 0)} candidates looked up, ${f(work.scored, 0)} scored (of ${f((ix.stats.postings - s0.postings) / qTerms.length, 0)} postings of the query terms); tiers hold ${ix.tierStats.postings} postings`,
+  );
   log(`latency: retriever p50 ${f(pct(lat, 50))} ms, p99 ${f(pct(lat, 99))} ms; engine p50 ${f(pct(engLat, 50))} ms`);
 
   // Exactness: the exhaustive term-at-a-time scorer over the same postings.
@@ -196,6 +208,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleRow> {
   const row: ScaleRow = {
     n,
     date: new Date().toISOString(),
+    engineName: POSTINGS_ENGINE,
+    work,
+    tierPostings: ix.tierStats.postings,
     buildS: manifest.build.seconds,
     buildRate: n / manifest.build.seconds,
     buildPeakRssBytes: buildPeak,
@@ -215,11 +230,48 @@ export async function runScale(o: ScaleOptions): Promise<ScaleRow> {
     loadAverage: os.loadavg(),
   };
   const file = path.join(root, "scale.json");
-  const all: Record<string, ScaleRow> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const all = loadScaleRows(file);
   all[String(n)] = row;
   writeFileSync(file, JSON.stringify(all, null, 2));
-  process.stdout.write(`\n${scaleTable(Object.values(all))}\n\n`);
+  const current = Object.values(all).filter((r) => r.engineName === POSTINGS_ENGINE);
+  process.stdout.write(`\n${scaleTable(current)}\n\n${growthTable(Object.values(all))}\n\n`);
   return row;
+}
+
+/**
+ * `scale.json`: rows of the current engine keyed by size; rows measured with an earlier engine are kept under
+ * `SIZE@ENGINE` (rows from before `engineName` existed are the plain MaxScore engine, "maxscore").
+ */
+export function loadScaleRows(file: string): Record<string, ScaleRow> {
+  const raw: Record<string, ScaleRow> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const out: Record<string, ScaleRow> = {};
+  for (const r of Object.values(raw)) {
+    r.engineName ??= "maxscore";
+    out[r.engineName === POSTINGS_ENGINE ? String(r.n) : `${r.n}@${r.engineName}`] = r;
+  }
+  return out;
+}
+
+/** Latency against corpus size per engine: p50/p99 and their growth from the engine's smallest measured size. */
+export function growthTable(rows: ScaleRow[]): string {
+  const out: string[][] = [
+    ["engine", "passages", "engine p50 / p99, ms", "retriever p50, ms", "growth of p50 (p99) from the smallest", "N ×"],
+  ];
+  const engines = [...new Set(rows.map((r) => r.engineName ?? "maxscore"))].sort();
+  for (const e of engines) {
+    const rs = rows.filter((r) => (r.engineName ?? "maxscore") === e).sort((a, b) => a.n - b.n);
+    const a = rs[0];
+    for (const r of rs)
+      out.push([
+        e,
+        `${r.n / 1e6} M`,
+        `${f(r.engine.p50)} / ${f(r.engine.p99)}`,
+        f(r.retriever.p50),
+        r === a ? "–" : `×${f(r.engine.p50 / a.engine.p50, 1)} (×${f(r.engine.p99 / a.engine.p99, 1)})`,
+        r === a ? "–" : `×${f(r.n / a.n, 1)}`,
+      ]);
+  }
+  return table(out);
 }
 
 /** The growth table over the measured sizes, plus 30 M extrapolated (linear in N) when not measured. */

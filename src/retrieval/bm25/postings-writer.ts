@@ -27,7 +27,7 @@ import {
   type PostingsHeader,
   type SegmentMeta,
 } from "./postings-format.js";
-import { lengthCodes, readSegmentArrays, type LengthCodes } from "./postings.js";
+import { lengthCodes, readSegmentArrays, type LengthCodes } from "./postings-read.js";
 
 export interface PostingsWriterOptions {
   /** Passages per segment (default 1 000 000). */

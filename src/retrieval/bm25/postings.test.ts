@@ -70,16 +70,17 @@ describe("persisted postings + DAAT MaxScore engine", () => {
       const blockSize = [1, 2, 4, 16, 128][rng.int(5)];
       const dir = await writePostings(docs, { segmentSize, blockSize });
       const window = [1, 7, 64, 1 << 14][rng.int(4)];
-      const ix = PostingsIndex.open(dir, { window });
+      const tierMinDf = [0, 1, 3, 16, 256][rng.int(5)];
+      const ix = PostingsIndex.open(dir, { window, tierMinDf });
       const mem = memoryIndex(docs);
       expect(ix.size).toBe(mem.size);
       expect(ix.avgdl).toBe(mem.avgdl);
       expect(ix.segmentCount).toBe(Math.ceil(n / segmentSize));
       for (let qn = 0; qn < 60; qn++) {
         const q = query(rng, vocab, skew);
-        const k = 1 + rng.int(20);
+        const k = qn % 10 === 0 ? 1 + rng.int(100) : 1 + rng.int(20);
         const want = mem.search(q, k);
-        const label = JSON.stringify({ trial, n, vocab, skew, segmentSize, blockSize, window, q, k });
+        const label = JSON.stringify({ trial, n, vocab, skew, segmentSize, blockSize, window, tierMinDf, q, k });
         expectSame(ix.search(q, k), want, label);
         expectSame(ix.exhaustiveSearch(q, k), want, `exhaustive ${label}`);
         compared++;
@@ -89,6 +90,42 @@ describe("persisted postings + DAAT MaxScore engine", () => {
     }
     expect(compared).toBe(24 * 60);
     expect(nonEmpty).toBeGreaterThan(compared * 0.7);
+  });
+
+  it("high-impact tiers: exact on 1–5-word queries (absent words, ties, k up to 100) over long lists", async () => {
+    // Long lists where a few postings have a high tf (the tier) and most have tf 1, lengths varying, duplicates for
+    // exact ties, and terms with a tf far above the rest (the tier's bound well above the list's).
+    const rng = new Rng(15);
+    const docs: string[][] = [];
+    for (let i = 0; i < 6000; i++) {
+      if (i > 0 && rng.next() < 0.05) {
+        docs.push([...docs[rng.int(docs.length)]]);
+        continue;
+      }
+      const len = 5 + rng.int(30);
+      const d = Array.from({ length: len }, () => `w${Math.floor(300 * rng.next() ** 2.5)}`);
+      if (rng.next() < 0.02) for (let r = rng.int(12); r >= 0; r--) d.push(`w${rng.int(20)}`);
+      docs.push(d);
+    }
+    const mem = memoryIndex(docs);
+    let tiered = 0;
+    for (const [segmentSize, tierMinDf, window] of [
+      [100_000, 256, 4096],
+      [1500, 16, 512],
+      [777, 1, 64],
+    ]) {
+      const ix = PostingsIndex.open(await writePostings(docs, { segmentSize, blockSize: 16 }), { window, tierMinDf });
+      tiered = Math.max(tiered, ix.tierStats.terms);
+      for (let qn = 0; qn < 150; qn++) {
+        const words = 1 + (qn % 5);
+        const q = Array.from({ length: words }, () =>
+          rng.next() < 0.08 ? `absent${rng.int(3)}` : `w${Math.floor(300 * rng.next() ** 1.5)}`,
+        );
+        const k = [1, 5, 10, 37, 100][rng.int(5)];
+        expectSame(ix.search(q, k), mem.search(q, k), JSON.stringify({ segmentSize, tierMinDf, q, k }));
+      }
+    }
+    expect(tiered).toBeGreaterThan(10);
   });
 
   it("agrees when scores tie exactly (duplicate documents across segments; lower row wins)", async () => {
@@ -101,12 +138,14 @@ describe("persisted postings + DAAT MaxScore engine", () => {
     const docs: string[][] = [];
     for (let i = 0; i < 400; i++) docs.push([...base[i % base.length]]);
     const mem = memoryIndex(docs);
-    for (const [segmentSize, blockSize, window] of [
-      [7, 4, 3],
-      [100, 1, 16],
-      [1000, 128, 1 << 14],
+    for (const [segmentSize, blockSize, window, tierMinDf] of [
+      [7, 4, 3, 1],
+      [100, 1, 16, 0],
+      [100, 2, 16, 1],
+      [1000, 128, 1 << 14, 256],
+      [1000, 4, 64, 1],
     ]) {
-      const ix = PostingsIndex.open(await writePostings(docs, { segmentSize, blockSize }), { window });
+      const ix = PostingsIndex.open(await writePostings(docs, { segmentSize, blockSize }), { window, tierMinDf });
       for (const q of [["a"], ["a", "b"], ["c", "a", "c"], ["e", "d"], ["b", "b", "zz"]])
         for (const k of [1, 3, 10, 20]) {
           const got = ix.search(q, k);
@@ -222,6 +261,17 @@ describe("postings files: validation at open", () => {
     h.size = 5;
     writeFileSync(hf, JSON.stringify(h));
     expect(() => PostingsIndex.open(dir)).toThrow(/postings\.json: segment rows\/tokens do not add up/);
+    h.size = 300; // back to the valid header
+    for (const v of [2, 0, "1"]) {
+      writeFileSync(hf, JSON.stringify({ ...h, version: v }));
+      expect(() => PostingsIndex.open(dir)).toThrow(
+        new RegExp(
+          `postings\\.json: BM25 postings format version ${JSON.stringify(v)}; this searchrl reads version 1: rebuild the index with this version \\(searchrl index build --bm25`,
+        ),
+      );
+    }
+    writeFileSync(hf, JSON.stringify(h));
+    expect(PostingsIndex.open(dir).size).toBeGreaterThan(0); // the current version opens
     writeFileSync(hf, "{");
     expect(() => PostingsIndex.open(dir)).toThrow(/postings\.json: invalid JSON/);
     rmSync(hf);

@@ -25,150 +25,50 @@
  * Memory per query: O(k + query terms), plus window buffers reused across queries (no array sized by the corpus is
  * allocated or touched per query). Searches are synchronous; the buffers are shared by one index's queries.
  */
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { BM25_B, BM25_K1, Bm25MemoryIndex, TopK, type ScoredRow } from "./memory.js";
+import { BM25_K1, Bm25MemoryIndex, TopK, type ScoredRow } from "./memory.js";
+import { assertLittleEndian, type PostingsHeader, type SegmentMeta } from "./postings-format.js";
 import {
-  assertLittleEndian,
-  corrupt,
-  POSTINGS_HEADER,
-  PostingsHeaderSchema,
-  readTypedFile,
-  segmentFiles,
-  type PostingsHeader,
-  type SegmentMeta,
-} from "./postings-format.js";
+  lengthCodes,
+  postingCodes,
+  readPostingsHeader,
+  readSegmentArrays,
+  type SegmentArrays,
+} from "./postings-read.js";
+import { buildTiers, TIER_MIN_DF, tiersBytes, type Tiers } from "./postings-tiers.js";
+
+export {
+  lengthCodes,
+  lengthNorms,
+  postingCodes,
+  readPostingsHeader,
+  readSegmentArrays,
+  type LengthCodes,
+  type SegmentArrays,
+} from "./postings-read.js";
+
+/** First index in [p, e) whose row is ≥ d, given docs[p] < d (galloping from p, then binary search); e if none. */
+function gallop(docs: Int32Array, p: number, e: number, d: number): number {
+  let lo = p; // docs[lo] < d
+  let step = 1;
+  let hi = p + 1;
+  while (hi < e && docs[hi] < d) {
+    lo = hi;
+    step <<= 1;
+    hi = lo + step;
+  }
+  if (hi > e) hi = e; // the answer lies in (lo, hi]
+  let a = lo + 1;
+  while (a < hi) {
+    const mid = (a + hi) >>> 1;
+    if (docs[mid] < d) a = mid + 1;
+    else hi = mid;
+  }
+  return a;
+}
 
 /** Relative slack on upper bounds (rounding-safe pruning). */
 const SLACK = 1 + 1e-9;
 const NO_DOC = 0x7fffffff;
-
-/** BM25 length normalisation per document, exactly as the in-memory scorer computes it. */
-export function lengthNorms(lens: Int32Array, avgdl: number): Float64Array {
-  const norm = new Float64Array(lens.length);
-  for (let d = 0; d < lens.length; d++) norm[d] = BM25_K1 * (1 - BM25_B + (BM25_B * lens[d]) / (avgdl || 1));
-  return norm;
-}
-
-/** Rows coded by length: the BM25 norm of row d is `normOfCode[code[d]]` (equal to `lengthNorms(lens, avgdl)[d]`). */
-export interface LengthCodes {
-  /** 1 byte per row when there are at most 256 distinct lengths, else 2 (4 beyond 65 536). */
-  code: Uint8Array | Uint16Array | Int32Array;
-  normOfCode: Float64Array;
-}
-
-/**
- * Code rows by their length. The norm depends on the length only, so a small table indexed by a 1- or 2-byte code per
- * row keeps the per-posting lookup in cache (an 8-byte norm per row misses the cache at a million rows).
- */
-export function lengthCodes(lens: Int32Array, avgdl: number): LengthCodes {
-  const codes = new Map<number, number>();
-  for (let d = 0; d < lens.length; d++) if (!codes.has(lens[d])) codes.set(lens[d], codes.size);
-  const normOfCode = lengthNorms(Int32Array.from(codes.keys()), avgdl);
-  const n = lens.length;
-  const code = codes.size <= 256 ? new Uint8Array(n) : codes.size <= 65536 ? new Uint16Array(n) : new Int32Array(n);
-  for (let d = 0; d < n; d++) code[d] = codes.get(lens[d])!;
-  return { code, normOfCode };
-}
-
-export interface SegmentArrays {
-  terms: Uint8Array;
-  termOff: Uint32Array;
-  start: Int32Array;
-  docs: Int32Array;
-  tfs: Uint16Array;
-  lens: Int32Array;
-  /** Absent when read with `blockMax: false` (while the writer computes them). */
-  bmax: Float64Array | null;
-}
-
-/**
- * Read one segment's files, checking sizes against the header and the structure (offsets monotone and in range, rows
- * strictly ascending within each term and inside the segment, tf ≥ 1, lengths summing to the segment's tokens, block
- * bounds in [0, 1)). Errors name the file.
- */
-export function readSegmentArrays(
-  dir: string,
-  meta: SegmentMeta,
-  blockSize: number,
-  opts: { blockMax?: boolean } = {},
-): SegmentArrays {
-  const f = segmentFiles(dir, meta.name);
-  const V = meta.terms;
-  const P = meta.postings;
-  const termOff = readTypedFile(f.termOff, Uint32Array, V + 1);
-  if (termOff[0] !== 0 || termOff[V] !== meta.termBytes) throw corrupt(f.termOff, "term offsets do not span the terms");
-  for (let i = 0; i < V; i++)
-    if (termOff[i + 1] <= termOff[i]) throw corrupt(f.termOff, `empty or decreasing term offset at term ${i}`);
-  const terms = readTypedFile(f.terms, Uint8Array, meta.termBytes);
-  const start = readTypedFile(f.start, Int32Array, V + 1);
-  if (start[0] !== 0 || start[V] !== P) throw corrupt(f.start, `posting offsets do not span the ${P} postings`);
-  let blocks = 0;
-  for (let t = 0; t < V; t++) {
-    const df = start[t + 1] - start[t];
-    if (df <= 0) throw corrupt(f.start, `term ${t} has no postings`);
-    blocks += Math.ceil(df / blockSize);
-  }
-  if (blocks !== meta.blocks)
-    throw corrupt(f.start, `${blocks} blocks of ${blockSize} postings, header says ${meta.blocks}`);
-  const lens = readTypedFile(f.lens, Int32Array, meta.rows);
-  let tokens = 0;
-  for (let d = 0; d < meta.rows; d++) {
-    if (lens[d] < 0) throw corrupt(f.lens, `negative length at row ${d}`);
-    tokens += lens[d];
-  }
-  if (tokens !== meta.tokens) throw corrupt(f.lens, `lengths sum to ${tokens}, header says ${meta.tokens}`);
-  const docs = readTypedFile(f.docs, Int32Array, P);
-  const rows = meta.rows;
-  for (let t = 0; t < V; t++) {
-    let prev = -1;
-    const e = start[t + 1];
-    for (let i = start[t]; i < e; i++) {
-      const d = docs[i];
-      if (d <= prev || d >= rows) throw corrupt(f.docs, `row ${d} out of order or range in the postings of term ${t}`);
-      prev = d;
-    }
-  }
-  const tfs = readTypedFile(f.tfs, Uint16Array, P);
-  for (let i = 0; i < P; i++) if (tfs[i] === 0) throw corrupt(f.tfs, `zero term frequency at posting ${i}`);
-  let bmax: Float64Array | null = null;
-  if (opts.blockMax !== false) {
-    bmax = readTypedFile(f.bmax, Float64Array, meta.blocks);
-    for (let i = 0; i < meta.blocks; i++)
-      if (!(bmax[i] > 0 && bmax[i] < 1)) throw corrupt(f.bmax, `block bound ${bmax[i]} at block ${i} not in (0, 1)`);
-  }
-  return { terms, termOff, start, docs, tfs, lens, bmax };
-}
-
-/** Read and validate `postings.json`. */
-export function readPostingsHeader(dir: string): PostingsHeader {
-  const file = path.join(dir, POSTINGS_HEADER);
-  if (!existsSync(file)) throw new Error(`${file} is missing: the index has no BM25 postings (rebuild the index)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (err) {
-    throw corrupt(file, `invalid JSON (${(err as Error).message})`);
-  }
-  const r = PostingsHeaderSchema.safeParse(raw);
-  if (!r.success)
-    throw corrupt(
-      file,
-      `not a valid header (${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")})`,
-    );
-  const h = r.data;
-  if (h.k1 !== BM25_K1 || h.b !== BM25_B) throw corrupt(file, `scoring k1=${h.k1} b=${h.b} differs from this engine's`);
-  let row = 0;
-  let tokens = 0;
-  for (const s of h.segments) {
-    if (s.firstRow !== row) throw corrupt(file, `segment ${s.name} starts at row ${s.firstRow}, expected ${row}`);
-    row += s.rows;
-    tokens += s.tokens;
-  }
-  if (row !== h.size || tokens !== h.tokens) throw corrupt(file, "segment rows/tokens do not add up to the totals");
-  if (h.avgdl !== (h.size > 0 ? h.tokens / h.size : 0)) throw corrupt(file, "avgdl is not tokens / size");
-  return h;
-}
 
 /** One opened segment, with the derived per-term block bases and upper bounds. */
 class Segment {
@@ -187,12 +87,19 @@ class Segment {
   /** Per term: max over its blocks of tf / (tf + norm). */
   readonly termMax: Float64Array;
   readonly lens: Int32Array;
+  /** The derived high-impact tiers of the long lists (`postings-tiers.ts`). */
+  readonly tiers: Tiers;
+  /** Per posting (parallel to `docs`): its row's length code, so that scoring reads the postings sequentially only. */
+  readonly pcode: Uint8Array | Uint16Array | Int32Array;
+  /** Per term: its largest tf (per-row bounds: a row of norm n gets at most w·tf/(tf + n) from a term of max tf). */
+  readonly maxTf: Uint16Array;
 
   constructor(
     readonly meta: SegmentMeta,
     a: SegmentArrays,
     avgdl: number,
     blockSize: number,
+    tierMinDf: number,
   ) {
     this.firstRow = meta.firstRow;
     this.terms = Buffer.from(a.terms.buffer, a.terms.byteOffset, a.terms.byteLength);
@@ -216,6 +123,18 @@ class Segment {
       for (let b = b0; b < b0 + nb; b++) if (this.bmax[b] > mx) mx = this.bmax[b];
       this.termMax[t] = mx;
     }
+    this.pcode = postingCodes(this.docs, this.lenCode);
+    const tiers = buildTiers(
+      this.start,
+      this.docs,
+      this.tfs,
+      this.pcode,
+      this.normOfCode,
+      blockSize,
+      tierMinDf > 0 ? tierMinDf : Infinity,
+    );
+    this.tiers = tiers;
+    this.maxTf = tiers.maxTf;
   }
 
   /** Local term id of a UTF-8 key (binary search of the byte-ordered dictionary), or −1. */
@@ -238,36 +157,62 @@ class Segment {
   }
 }
 
+/** The query algorithm, as benchmarks label their figures: windowed MaxScore over the lists and their tiers. */
+export const POSTINGS_ENGINE = "maxscore-tiers";
+
 /** Default rows per scoring window (window buffers: 8·(terms + 2) bytes per row, reused across queries). */
 export const DEFAULT_WINDOW = 1 << 12;
 
 export interface PostingsOpenOptions {
   /** Rows per scoring window (default {@link DEFAULT_WINDOW}); results do not depend on it. */
   window?: number;
+  /** Terms with at least this many postings in a segment get a high-impact tier (default {@link TIER_MIN_DF}; 0 = none); results do not depend on it. */
+  tierMinDf?: number;
 }
 
 interface Scratch {
-  /** Record stride in float64s: [stamp, essential sum, one contribution per query term]. */
+  /** Record stride in float64s: [stamp, accumulated sum, one contribution (or negated bound) per term, row norm]. */
   stride: number;
   stamp: number;
   /** Per window row l, the record at l·stride (one or two cache lines per touched row). */
   rec: Float64Array;
   /** Window rows touched in the current window. */
   touched: Int32Array;
-  /** Non-essential contributions of the row being completed. */
-  neC: Float64Array;
 }
 
-/** Per-query cursor state, one slot per query term present in a segment (sorted by upper bound, ascending). */
+/** Per-query cursor state (reused across queries): cursors (a term's full list or its tier) and term slots. */
 interface Cursors {
+  docs: Int32Array[];
+  tfs: Uint16Array[];
+  codes: Array<Uint8Array | Uint16Array | Int32Array>;
+  bmax: Float64Array[];
   pos: Int32Array;
   end: Int32Array;
   tStart: Int32Array;
   bBase: Int32Array;
-  w: Float64Array;
+  /** Term slot of each cursor, whether it is a tier, its upper bound, and its rank by bound. */
+  term: Int32Array;
+  hi: Uint8Array;
+  ub: Float64Array;
+  order: Int32Array;
+  rank: Int32Array;
+  /** pre[i]: bound on the score of a row in none of the cursors of rank > i. */
   pre: Float64Array;
-  /** Cursor slots in query order (the order scores are summed in). */
-  qord: Int32Array;
+  /** Per term slot (query order): w, w·termMax, w·loMax (= w·termMax untiered), full and tier cursor (or −1). */
+  tw: Float64Array;
+  tUB: Float64Array;
+  tLo: Float64Array;
+  full: Int32Array;
+  tier: Int32Array;
+  /** Per window: accumulated cursor per term (or −1), look-up bound per term, look-up terms by bound. */
+  accCur: Int32Array;
+  neB: Float64Array;
+  lk: Int32Array;
+  /** Per term slot: the term's max tf in the segment, and (tier cut − 1) for tiered terms (else the max tf). */
+  tMaxTf: Float64Array;
+  tLoTf: Float64Array;
+  /** Per window: the tf cap of a look-up term for rows not found in its accumulated lists. */
+  capTf: Float64Array;
 }
 
 /** Work counters (cumulative over `search` calls): how much the pruning saves against term-at-a-time. */
@@ -277,10 +222,23 @@ export interface PostingsSearchStats {
   postings: number;
   /** Documents whose full score was computed. */
   scored: number;
+  /** Essential postings accumulated (phase 1). */
+  accumulated: number;
+  /** Rows that passed the essential filter and had their non-essential terms looked up. */
+  candidates: number;
+  /** Scoring windows. */
+  windows: number;
 }
 
 export class PostingsIndex {
-  readonly stats: PostingsSearchStats = { queries: 0, postings: 0, scored: 0 };
+  readonly stats: PostingsSearchStats = {
+    queries: 0,
+    postings: 0,
+    scored: 0,
+    accumulated: 0,
+    candidates: 0,
+    windows: 0,
+  };
   readonly size: number;
   readonly avgdl: number;
   private readonly log2Block: number;
@@ -294,6 +252,7 @@ export class PostingsIndex {
     opts: PostingsOpenOptions,
   ) {
     this.window = opts.window ?? DEFAULT_WINDOW;
+
     if (!Number.isInteger(this.window) || this.window < 1) throw new Error(`window must be a positive integer`);
     this.size = header.size;
     this.avgdl = header.avgdl;
@@ -305,7 +264,14 @@ export class PostingsIndex {
     assertLittleEndian();
     const header = readPostingsHeader(dir);
     const segs = header.segments.map(
-      (m) => new Segment(m, readSegmentArrays(dir, m, header.blockSize), header.avgdl, header.blockSize),
+      (m) =>
+        new Segment(
+          m,
+          readSegmentArrays(dir, m, header.blockSize),
+          header.avgdl,
+          header.blockSize,
+          opts.tierMinDf ?? TIER_MIN_DF,
+        ),
     );
     return new PostingsIndex(dir, header, segs, opts);
   }
@@ -330,9 +296,23 @@ export class PostingsIndex {
         g.normOfCode,
         g.blockBase,
         g.termMax,
+        g.maxTf,
+        g.pcode,
       ])
         n += a.byteLength;
+    for (const g of this.segments) n += tiersBytes(g.tiers);
     return n;
+  }
+
+  /** Terms (summed over segments) with a high-impact tier, and the postings copied into the tiers. */
+  get tierStats(): { terms: number; postings: number } {
+    let terms = 0;
+    let postings = 0;
+    for (const g of this.segments) {
+      terms += g.tiers.cut.length;
+      postings += g.tiers.docs.length;
+    }
+    return { terms, postings };
   }
 
   /** Total postings (sum over segments). */
@@ -390,130 +370,269 @@ export class PostingsIndex {
     }
     if (!any) return [];
     const top = new TopK(k);
-    const cur: Cursors = {
-      pos: new Int32Array(mq),
-      end: new Int32Array(mq),
-      tStart: new Int32Array(mq),
-      bBase: new Int32Array(mq),
-      w: new Float64Array(mq),
-      pre: new Float64Array(mq),
-      qord: new Int32Array(mq),
-    };
-    const ub = new Float64Array(mq);
-    const slotQ = new Int32Array(mq);
+    const cur = this.cursorsFor(mq);
     for (let s = 0; s < S; s++) {
       const seg = this.segments[s];
-      // Cursors for the query terms this segment has, in query order, then sorted by upper bound.
+      const tiers = seg.tiers;
+      // Term slots (the query terms this segment has, in query order) and their cursors: the full list, plus the
+      // high-impact tier for tiered terms; cursors sorted by upper bound.
       let m = 0;
+      let nc = 0;
       for (let q = 0; q < mq; q++) {
         const t = tids[q * S + s];
         if (t < 0 || w[q] === 0) continue;
-        slotQ[m] = q;
-        ub[m] = w[q] * seg.termMax[t];
+        const wq = w[q];
+        const h = tiers.tierOf[t];
+        cur.tw[m] = wq;
+        cur.tUB[m] = wq * seg.termMax[t];
+        cur.tLo[m] = h >= 0 ? wq * tiers.loMax[h] : cur.tUB[m];
+        cur.tMaxTf[m] = seg.maxTf[t];
+        cur.tLoTf[m] = h >= 0 ? tiers.cut[h] - 1 : seg.maxTf[t];
+        // full list
+        cur.docs[nc] = seg.docs;
+        cur.tfs[nc] = seg.tfs;
+        cur.codes[nc] = seg.pcode;
+        cur.bmax[nc] = seg.bmax;
+        cur.pos[nc] = cur.tStart[nc] = seg.start[t];
+        cur.end[nc] = seg.start[t + 1];
+        cur.bBase[nc] = seg.blockBase[t];
+        cur.term[nc] = m;
+        cur.hi[nc] = 0;
+        cur.ub[nc] = cur.tLo[m];
+        cur.full[m] = nc++;
+        cur.tier[m] = -1;
+        if (h >= 0) {
+          cur.docs[nc] = tiers.docs;
+          cur.tfs[nc] = tiers.tfs;
+          cur.codes[nc] = tiers.pcode;
+          cur.bmax[nc] = tiers.bmax;
+          cur.pos[nc] = cur.tStart[nc] = tiers.start[h];
+          cur.end[nc] = tiers.start[h + 1];
+          cur.bBase[nc] = tiers.blockBase[h];
+          cur.term[nc] = m;
+          cur.hi[nc] = 1;
+          cur.ub[nc] = wq * tiers.hiMax[h];
+          cur.tier[m] = nc++;
+        }
         m++;
       }
       if (m === 0) continue;
-      // Insertion sort of slots 0..m-1 by ub ascending (stable; m is tiny).
-      const order = Array.from({ length: m }, (_, i) => i);
-      for (let i = 1; i < m; i++) {
+      // Insertion sort of the cursors by bound, ascending (stable: a term's full list stays before its tier on ties).
+      const order = cur.order;
+      for (let i = 0; i < nc; i++) order[i] = i;
+      for (let i = 1; i < nc; i++) {
         const x = order[i];
         let j = i - 1;
-        while (j >= 0 && ub[order[j]] > ub[x]) {
+        while (j >= 0 && cur.ub[order[j]] > cur.ub[x]) {
           order[j + 1] = order[j];
           j--;
         }
         order[j + 1] = x;
       }
-      let acc = 0;
-      for (let c = 0; c < m; c++) {
-        const o = order[c];
-        const q = slotQ[o];
-        const t = tids[q * S + s];
-        cur.pos[c] = seg.start[t];
-        cur.end[c] = seg.start[t + 1];
-        cur.tStart[c] = seg.start[t];
-        cur.bBase[c] = seg.blockBase[t];
-        cur.w[c] = w[q];
-        acc += ub[o];
-        cur.pre[c] = acc;
-        cur.qord[o] = c; // slots were created in query order: slot o is the o-th present query term
+      for (let i = 0; i < nc; i++) cur.rank[order[i]] = i;
+      // pre[i]: bound on the score of a row found in none of the cursors order[i+1..]: per term, 0 when its full list
+      // is among those, w·loMax when only its tier is, its whole bound otherwise.
+      for (let i = 0; i < nc; i++) {
+        let b = 0;
+        for (let j = 0; j < m; j++) b += this.termBound(cur, j, i + 1);
+        cur.pre[i] = b;
       }
-      this.stats.scored += this.scoreSegment(seg, cur, m, top);
+      this.stats.scored += this.scoreSegment(seg, cur, m, nc, top);
     }
     return top.result();
   }
 
+  /** What term slot j can still add to a row found in none of its cursors of rank ≥ ne (see `search`). */
+  private termBound(cur: Cursors, j: number, ne: number): number {
+    if (cur.rank[cur.full[j]] >= ne) return 0;
+    const h = cur.tier[j];
+    if (h >= 0 && cur.rank[h] >= ne) return cur.tLo[j];
+    return cur.tUB[j];
+  }
+
+  private cursors: Cursors | null = null;
+
+  private cursorsFor(mq: number): Cursors {
+    if (this.cursors && this.cursors.tw.length >= mq) return this.cursors;
+    const n = 2 * mq;
+    this.cursors = {
+      docs: new Array<Int32Array>(n),
+      tfs: new Array<Uint16Array>(n),
+      codes: new Array<Uint8Array | Uint16Array | Int32Array>(n),
+      bmax: new Array<Float64Array>(n),
+      pos: new Int32Array(n),
+      end: new Int32Array(n),
+      tStart: new Int32Array(n),
+      bBase: new Int32Array(n),
+      term: new Int32Array(n),
+      hi: new Uint8Array(n),
+      ub: new Float64Array(n),
+      order: new Int32Array(n),
+      rank: new Int32Array(n),
+      pre: new Float64Array(n),
+      tw: new Float64Array(mq),
+      tUB: new Float64Array(mq),
+      tLo: new Float64Array(mq),
+      full: new Int32Array(mq),
+      tier: new Int32Array(mq),
+      accCur: new Int32Array(mq),
+      neB: new Float64Array(mq),
+      lk: new Int32Array(mq),
+      tMaxTf: new Float64Array(mq),
+      tLoTf: new Float64Array(mq),
+      capTf: new Float64Array(mq),
+    };
+    return this.cursors;
+  }
+
   /**
-   * Windowed MaxScore over one segment; pushes into the shared top-k in ascending row order. Returns docs scored.
+   * Windowed MaxScore over one segment; pushes into the shared top-k in ascending row order. Returns rows scored.
    *
-   * Rows are taken in windows (`window` rows, default {@link DEFAULT_WINDOW}) starting at the smallest current row of the essential cursors. Within a
-   * window the essential postings are accumulated term by term into window-sized buffers (a block whose bound, with
-   * every other term at its upper bound, is ≤ θ is skipped whole); then each touched row, in ascending order, whose
-   * essential sum plus the non-essential upper bounds can still beat θ gets its non-essential terms looked up (largest
-   * bound first, stopping once the partial score plus the remaining bounds is ≤ θ) and, if it survives, its exact
+   * With θ the k-th best score so far, the cursors of lowest bound whose `pre` is ≤ θ are non-essential. Per term:
+   * when its full list is essential, the full list is accumulated; when only its tier is, the tier is accumulated
+   * and a row not in it can get at most w·loMax from the rest of the list; otherwise the term is only looked up.
+   * Rows are taken in windows (`window` rows) starting at the smallest current row of the accumulated lists: the
+   * accumulated postings of the window go term by term into per-row records (a block whose bound, with every other
+   * term at its bound, is ≤ θ is skipped whole); each touched row, in ascending order, whose sum plus the look-up
+   * terms' bounds can still beat θ gets its look-up terms searched in their full lists (galloping from the cursor,
+   * largest bound first, stopping once the partial score plus the remaining bounds is ≤ θ); survivors get their exact
    * score summed in query order. θ tightens after every push; the essential set is recomputed between windows.
    */
-  private scoreSegment(seg: Segment, cur: Cursors, m: number, top: TopK): number {
-    const { pos, end, tStart, bBase, w, pre, qord } = cur;
-    const { docs, tfs, bmax, firstRow, lenCode, normOfCode } = seg;
+  private scoreSegment(seg: Segment, cur: Cursors, m: number, nc: number, top: TopK): number {
+    const { pos, end, tStart, bBase, pre, rank, full, tier, accCur, neB, lk, tw, tUB, capTf } = cur;
+    const { firstRow, normOfCode } = seg;
     const LOG = this.log2Block;
     const W = this.window;
     const scratch = this.scratchFor(m);
-    const { rec, touched, neC } = scratch;
+    const { rec, touched } = scratch;
     const R = scratch.stride;
     let thr = top.threshold;
-    let ne = 0; // cursors [0, ne) are non-essential
+    let ne = 0; // cursors of rank < ne are non-essential
     let scored = 0;
+    let next = 0; // every row below has been dealt with
+    let lastNe = -1;
+    let nonEss = 0;
+    let nlk = 0;
+    let nacc = 0;
     for (;;) {
-      while (ne < m && pre[ne] * SLACK <= thr) ne++;
-      if (ne === m) break;
-      // The window starts at the smallest current row of the essential cursors.
+      while (ne < nc && pre[ne] * SLACK <= thr) ne++;
+      if (ne === nc) break;
+      if (ne !== lastNe) {
+        lastNe = ne;
+        // Per term: the list to accumulate (or −1) and its bound for rows found in none of its essential cursors.
+        nonEss = 0;
+        nlk = 0;
+        nacc = 0;
+        for (let j = 0; j < m; j++) {
+          const f = full[j];
+          const h = tier[j];
+          if (rank[f] >= ne) accCur[j] = f;
+          else if (h >= 0 && rank[h] >= ne) accCur[j] = h;
+          else accCur[j] = -1;
+          if (accCur[j] >= 0) nacc++;
+          neB[j] = this.termBound(cur, j, ne);
+          capTf[j] = accCur[j] === h && h >= 0 ? cur.tLoTf[j] : cur.tMaxTf[j];
+          nonEss += neB[j];
+          if (neB[j] > 0) lk[nlk++] = j;
+        }
+        // look-up terms, largest bound first
+        for (let i = 1; i < nlk; i++) {
+          const x = lk[i];
+          let j = i - 1;
+          while (j >= 0 && neB[lk[j]] < neB[x]) {
+            lk[j + 1] = lk[j];
+            j--;
+          }
+          lk[j + 1] = x;
+        }
+      }
+      // The window starts at the smallest current row (≥ next) of the accumulated lists.
       let base = NO_DOC;
-      for (let c = ne; c < m; c++) if (pos[c] < end[c] && docs[pos[c]] < base) base = docs[pos[c]];
+      for (let j = 0; j < m; j++) {
+        const c = accCur[j];
+        if (c < 0) continue;
+        const docs = cur.docs[c];
+        let p = pos[c];
+        const e = end[c];
+        if (p < e && docs[p] < next) {
+          p = gallop(docs, p, e, next);
+          pos[c] = p;
+        }
+        if (p < e && docs[p] < base) base = docs[p];
+      }
       if (base === NO_DOC) break;
       const limit = base + W;
+      next = limit;
       const stamp = ++scratch.stamp;
-      const nonEss = ne > 0 ? pre[ne - 1] : 0;
       let nt = 0;
-      // 1. Essential terms, term at a time within the window: record = [stamp, sum, contribution per cursor].
-      for (let c = ne; c < m; c++) {
+      // 1. Accumulated lists, term at a time within the window: record = [stamp, sum, contribution per term slot].
+      for (let j = 0; j < m; j++) {
+        const c = accCur[j];
+        if (c < 0) continue;
+        const docs = cur.docs[c];
+        const tfs = cur.tfs[c];
+        const codes = cur.codes[c];
+        const bmax = cur.bmax[c];
         let p = pos[c];
         const e = end[c];
         const ts = tStart[c];
-        const wc = w[c];
-        const others = pre[m - 1] - (pre[c] - (c > 0 ? pre[c - 1] : 0));
+        const bb = bBase[c];
+        const wc = tw[j];
+        let others = 0;
+        for (let i = 0; i < m; i++) if (i !== j) others += accCur[i] >= 0 ? tUB[i] : neB[i];
         while (p < e && docs[p] < limit) {
           const bi = (p - ts) >> LOG;
           const be = Math.min(e, ts + ((bi + 1) << LOG));
-          if ((wc * bmax[bBase[c] + bi] + others) * SLACK <= thr) {
+          if ((wc * bmax[bb + bi] + others) * SLACK <= thr) {
             p = be; // no row of this block can enter the top-k
             continue;
           }
+          const p0 = p;
           for (; p < be; p++) {
             const d = docs[p];
             if (d >= limit) break;
             const o = (d - base) * R;
             const tf = tfs[p];
-            const v = (wc * tf) / (tf + normOfCode[lenCode[d]]);
+            const nd = normOfCode[codes[p]];
+            const v = (wc * tf) / (tf + nd);
             if (rec[o] !== stamp) {
               rec[o] = stamp;
               touched[nt++] = d - base;
               rec[o + 1] = v;
-              for (let j = ne; j < m; j++) rec[o + 2 + j] = 0;
+              for (let i = 0; i < m; i++) rec[o + 2 + i] = 0;
+              rec[o + 2 + m] = nd;
             } else rec[o + 1] += v;
-            rec[o + 2 + c] = v;
+            rec[o + 2 + j] = v;
           }
+          this.stats.accumulated += p - p0;
         }
         pos[c] = p;
       }
-      // 2. Rows that can still enter, in ascending order.
+      // 2. Rows that can still enter, in ascending order. Per row and look-up term not yet found, its bound is stored
+      // negated in the term's slot: the term's bound, tightened by the row's length (a term whose rows outside the
+      // accumulated lists have tf ≤ cap gives a row of norm n at most w·cap/(cap + n)).
       let ns = 0;
       for (let i = 0; i < nt; i++) {
         const l = touched[i];
-        if ((rec[l * R + 1] + nonEss) * SLACK > thr) touched[ns++] = l;
+        const o = l * R;
+        let rb = rec[o + 1];
+        if ((rb + nonEss) * SLACK <= thr) continue;
+        if (nlk > 0) {
+          const nd = rec[o + 2 + m];
+          for (let x = 0; x < nlk; x++) {
+            const j = lk[x];
+            if (rec[o + 2 + j] !== 0) continue;
+            const cap = capTf[j];
+            const rowB = (tw[j] * cap) / (cap + nd);
+            const b = rowB < neB[j] ? rowB : neB[j];
+            rec[o + 2 + j] = -b;
+            rb += b;
+          }
+          if (rb * SLACK <= thr) continue;
+        }
+        touched[ns++] = l;
       }
-      // Ascending order (one essential term: already ascending). Insertion sort for the usual few dozen rows.
-      if (m - ne > 1) {
+      if (nacc > 1) {
         if (ns <= 64)
           for (let i = 1; i < ns; i++) {
             const x = touched[i];
@@ -526,61 +645,49 @@ export class PostingsIndex {
           }
         else touched.subarray(0, ns).sort();
       }
-      const surv = touched;
-      // 3. Non-essential terms, largest bound first, while the row can still enter; then its exact score.
+      this.stats.candidates += ns;
+      this.stats.windows++;
+      // 3. Look-up terms, largest bound first, while the row can still enter; then its exact score.
       for (let i = 0; i < ns; i++) {
-        const l = surv[i];
+        const l = touched[i];
         const o = l * R;
         const d = base + l;
         let partial = rec[o + 1];
+        let rest = 0;
+        for (let x = 0; x < nlk; x++) {
+          const v = rec[o + 2 + lk[x]];
+          if (v < 0) rest -= v;
+        }
         let pruned = false;
-        for (let c = ne - 1; c >= 0; c--) {
-          if ((partial + pre[c]) * SLACK <= thr) {
+        for (let x = 0; x < nlk; x++) {
+          const j = lk[x];
+          const b = rec[o + 2 + j];
+          if (b >= 0) continue; // found in the term's tier
+          if ((partial + rest) * SLACK <= thr) {
             pruned = true;
             break;
           }
+          rest += b;
+          rec[o + 2 + j] = 0;
+          const c = full[j];
+          const docs = cur.docs[c];
           let p = pos[c];
           const e = end[c];
           if (p < e && docs[p] < d) {
-            const ts = tStart[c];
-            let bi = (p - ts) >> LOG;
-            let be = Math.min(e, ts + ((bi + 1) << LOG));
-            while (be < e && docs[be - 1] < d) {
-              bi++;
-              p = be;
-              be = Math.min(e, be + (1 << LOG));
-            }
-            if (docs[be - 1] < d) p = e;
-            else {
-              const rest = c > 0 ? pre[c - 1] : 0;
-              if ((partial + w[c] * bmax[bBase[c] + bi] + rest) * SLACK <= thr) {
-                pos[c] = p;
-                pruned = true;
-                break;
-              }
-              let hi = be - 1; // docs[hi] ≥ d
-              while (p < hi) {
-                const mid = (p + hi) >>> 1;
-                if (docs[mid] < d) p = mid + 1;
-                else hi = mid;
-              }
-            }
+            p = gallop(docs, p, e, d);
             pos[c] = p;
           }
           if (p < e && docs[p] === d) {
-            const tf = tfs[p];
-            const v = (w[c] * tf) / (tf + normOfCode[lenCode[d]]);
-            neC[c] = v;
+            const tf = cur.tfs[c][p];
+            const v = (tw[j] * tf) / (tf + rec[o + 2 + m]);
+            rec[o + 2 + j] = v;
             partial += v;
-          } else neC[c] = 0;
+          }
         }
-        if (pruned) continue;
-        // The exact score, summed in query order (as the term-at-a-time scorer accumulates it).
+        if (pruned || partial * SLACK <= thr) continue;
+        // The exact score, summed in query order (as the term-at-a-time scorer accumulates it; absent terms are 0).
         let score = 0;
-        for (let j = 0; j < m; j++) {
-          const c = qord[j];
-          score += c >= ne ? rec[o + 2 + c] : neC[c];
-        }
+        for (let j = 0; j < m; j++) score += rec[o + 2 + j];
         scored++;
         if (score > thr) {
           top.push(firstRow + d, score);
@@ -595,15 +702,14 @@ export class PostingsIndex {
 
   /** Window buffers shared by the (synchronous) queries, grown to the number of query terms. */
   private scratchFor(m: number): Scratch {
-    if (!this.scratch || this.scratch.stride < m + 2) {
-      const stride = Math.max(m, 6) + 2;
+    if (!this.scratch || this.scratch.stride < m + 3) {
+      const stride = Math.max(m + 3, 8);
       const W = this.window;
       this.scratch = {
         stride,
         stamp: 0,
         rec: new Float64Array(W * stride),
         touched: new Int32Array(W),
-        neC: new Float64Array(stride),
       };
     }
     if (this.scratch.stamp >= Number.MAX_SAFE_INTEGER - 1) {
