@@ -520,6 +520,15 @@ async function main(): Promise<void> {
     "",
     table,
     "",
+    ...(Math.min(probe0, probe1) < 1.5
+      ? [
+          `**The second core was busy during this run** (probe ${probe0.toFixed(2)}x / ${probe1.toFixed(2)}x): the rows on two`,
+          "threads and the ratios against PyTorch/HF on two threads are not a valid comparison (PyTorch's OpenMP threads",
+          "wait on each other and collapse when a core is taken); the one-thread rows are, since both sides ran under the",
+          "same load. Rerun on an idle machine for the two-thread figures.",
+          "",
+        ]
+      : []),
     'See docs/model.md ("Compute engines") for why the native engine is ONNX Runtime\'s MLAS and where the remaining time goes.',
     "",
   ].join("\n");
