@@ -22,7 +22,8 @@ import {
 } from "../metrics/index.js";
 import type { PromptOptions, ResponseProtocol } from "../protocol/types.js";
 import type { Retriever } from "../retrieval/types.js";
-import { RolloutEngine, upstreamPredAnswer, type RolloutLimits } from "../rollout/engine.js";
+import { RolloutEngine, upstreamPredAnswer } from "../rollout/engine.js";
+import type { RolloutLimits } from "../rollout/options.js";
 import type { RolloutEvent, Trajectory } from "../rollout/types.js";
 import { atomicWriteJson } from "../util/fsutil.js";
 import { JsonlAppender, readJsonl } from "../util/jsonl.js";

@@ -122,7 +122,7 @@ export class OrtGemm implements GemmKernels {
 
   private session(transA: boolean, transB: boolean, acc: boolean): BindingSession {
     const key = (transA ? 1 : 0) | (transB ? 2 : 0) | (acc ? 4 : 0);
-    let s = this.sessions.get(key);
+    const s = this.sessions.get(key);
     if (s) return s;
     const bytes = buildOnnxModel({
       inputs: [
@@ -140,7 +140,11 @@ export class OrtGemm implements GemmKernels {
         },
       ],
     });
-    s = new this.ort.session();
+    return this.load(key, bytes);
+  }
+
+  private load(key: number, bytes: Uint8Array): BindingSession {
+    const s = new this.ort.session();
     s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
       intraOpNumThreads: this.threads,
       interOpNumThreads: 1,
@@ -155,7 +159,7 @@ export class OrtGemm implements GemmKernels {
 
   private batchedSession(transA: boolean, transB: boolean): BindingSession {
     const key = 8 | (transA ? 1 : 0) | (transB ? 2 : 0);
-    let s = this.sessions.get(key);
+    const s = this.sessions.get(key);
     if (s) return s;
     const bytes = buildOnnxModel({
       inputs: [
@@ -174,16 +178,7 @@ export class OrtGemm implements GemmKernels {
       ],
       domains: [{ domain: "com.microsoft", version: 1 }],
     });
-    s = new this.ort.session();
-    s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: this.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      extra: { session: { intra_op: { allow_spinning: this.threads > 1 ? "0" : "1" } } },
-    });
-    this.sessions.set(key, s);
-    return s;
+    return this.load(key, bytes);
   }
 
   bgemm(
@@ -198,23 +193,11 @@ export class OrtGemm implements GemmKernels {
     transA: boolean,
     transB: boolean,
   ): void {
-    if (batch === 1 || k === 0) {
-      for (let i = 0; i < batch; i++)
-        this.gemm(
-          heap,
-          aPtr + 4 * i * m * k,
-          bPtr + 4 * i * k * n,
-          outPtr + 4 * i * m * n,
-          m,
-          k,
-          n,
-          transA,
-          transB,
-          false,
-        );
+    if (batch === 0 || m === 0 || n === 0) return;
+    if (k === 0) {
+      new Float32Array(heap as ArrayBuffer, outPtr, batch * m * n).fill(0);
       return;
     }
-    if (batch === 0 || m === 0 || n === 0) return;
     const T = this.ort.Tensor;
     const buf = heap as ArrayBuffer;
     const feeds = {

@@ -10,6 +10,41 @@
 import { F32, Fn, I32, OP, SX, V128, assemble, emitExp, emitHsum } from "./simd-asm.js";
 
 /**
+ * The middle of single-query attention: pad the scores sc[0..len) to a multiple of 4 with a huge negative value, then
+ * sc = exp(sc - m) in place; sets `sum` to their sum. Locals: j (i32), acc/tv/nv/w (v128), m/sum (f32).
+ */
+function emitExpScores(
+  f: Fn,
+  l: { sc: number; len: number; j: number; m: number; sum: number; acc: number; tv: number; nv: number; w: number },
+): void {
+  const { sc, len, j, m, sum, acc, tv, nv, w } = l;
+  const lenPad = f.local(I32);
+  f.get(len).i32(3).op(OP.i32add).i32(-4).op(0x71 /* i32.and */).set(lenPad);
+  f.get(len).set(j);
+  f.loop(() => {
+    f.get(j).get(lenPad).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32(-3.0e38).f32store();
+    f.get(j).i32(1).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  f.f32(0).simd(SX.f32x4splat).set(acc);
+  f.i32(0).set(j);
+  f.loop(() => {
+    f.get(j).get(len).op(OP.i32geu).brIf(1);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add);
+    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).v128load();
+    f.get(m).simd(SX.f32x4splat).simd(SX.f32x4sub);
+    emitExp(f, tv, nv);
+    f.tee(w).v128store();
+    f.get(acc).get(w).simd(SX.f32x4add).set(acc);
+    f.get(j).i32(4).op(OP.i32add).set(j);
+    f.br(0);
+  });
+  emitHsum(f, acc);
+  f.set(sum);
+}
+
+/**
  * attn1(q, k, v, len, dh, out, sc): single-query attention. q [dh] (already scaled), k/v rows [len, dh], scores
  * scratch sc [len + 3]; out [dh] = softmax(q . k_j) @ v.
  */
@@ -53,30 +88,7 @@ function buildAttn1(): Fn {
     f.br(0);
   });
   // Pad the scores to a multiple of 4 with a huge negative value, then exp(sc - m) in place and sum.
-  const lenPad = f.local(I32);
-  f.get(len).i32(3).op(OP.i32add).i32(-4).op(0x71 /* i32.and */).set(lenPad);
-  f.get(len).set(j);
-  f.loop(() => {
-    f.get(j).get(lenPad).op(OP.i32geu).brIf(1);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32(-3.0e38).f32store();
-    f.get(j).i32(1).op(OP.i32add).set(j);
-    f.br(0);
-  });
-  f.f32(0).simd(SX.f32x4splat).set(acc);
-  f.i32(0).set(j);
-  f.loop(() => {
-    f.get(j).get(len).op(OP.i32geu).brIf(1);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).v128load();
-    f.get(m).simd(SX.f32x4splat).simd(SX.f32x4sub);
-    emitExp(f, tv, nv);
-    f.tee(w).v128store();
-    f.get(acc).get(w).simd(SX.f32x4add).set(acc);
-    f.get(j).i32(4).op(OP.i32add).set(j);
-    f.br(0);
-  });
-  emitHsum(f, acc);
-  f.set(sum);
+  emitExpScores(f, { sc, len, j, m, sum, acc, tv, nv, w });
   // out = 0; out += (sc_j / sum) * v_j
   f.i32(0).set(e);
   f.loop(() => {
@@ -531,30 +543,7 @@ function buildAttn1Unrolled(dh: number): Fn {
     f.br(0);
   });
   // Pad to a multiple of 4, exp(sc - m) in place, sum.
-  const lenPad = f.local(I32);
-  f.get(len).i32(3).op(OP.i32add).i32(-4).op(0x71 /* i32.and */).set(lenPad);
-  f.get(len).set(j);
-  f.loop(() => {
-    f.get(j).get(lenPad).op(OP.i32geu).brIf(1);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32(-3.0e38).f32store();
-    f.get(j).i32(1).op(OP.i32add).set(j);
-    f.br(0);
-  });
-  f.f32(0).simd(SX.f32x4splat).set(acc);
-  f.i32(0).set(j);
-  f.loop(() => {
-    f.get(j).get(len).op(OP.i32geu).brIf(1);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add);
-    f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).v128load();
-    f.get(m).simd(SX.f32x4splat).simd(SX.f32x4sub);
-    emitExp(f, tv, ev);
-    f.tee(w).v128store();
-    f.get(acc).get(w).simd(SX.f32x4add).set(acc);
-    f.get(j).i32(4).op(OP.i32add).set(j);
-    f.br(0);
-  });
-  emitHsum(f, acc);
-  f.set(sum);
+  emitExpScores(f, { sc, len, j, m, sum, acc, tv, nv: ev, w });
   // out = sum_j (sc_j / sum) v_j, accumulated in registers
   for (let i = 0; i < nv; i++) f.f32(0).simd(SX.f32x4splat).set(ov[i]);
   f.i32(0).set(j).get(v).set(kp);

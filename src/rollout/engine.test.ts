@@ -16,13 +16,8 @@ import type { GenerateRequest, GenerateResult, LLMBackend } from "../llm/types.j
 import { getProtocol } from "../protocol/index.js";
 import { countOccurrences } from "../util/pystr.js";
 import type { Passage } from "../util/types.js";
-import {
-  createRolloutEngine,
-  runRollouts,
-  runTrajectory,
-  upstreamPredAnswer,
-  type RolloutEngineOptions,
-} from "./engine.js";
+import { createRolloutEngine, runRollouts, runTrajectory, upstreamPredAnswer } from "./engine.js";
+import type { RolloutEngineOptions } from "./options.js";
 import { encodeResponseWithMask, maskFromSpans } from "./mask.js";
 import { KeywordRetriever } from "./testing/keyword-retriever.js";
 import type { RolloutEvent, Trajectory } from "./types.js";

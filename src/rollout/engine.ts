@@ -33,18 +33,6 @@ import {
 } from "./options.js";
 import type { RolloutEvent, Trajectory, TrajectoryFinish } from "./types.js";
 
-export {
-  ROLLOUT_DEFAULTS,
-  UPSTREAM_UNKNOWN_ANSWER,
-  type RolloutBatchingOptions,
-  type RolloutEngineOptions,
-  type RolloutItem,
-  type RolloutLimits,
-  type RolloutRetryOptions,
-  type RunOneOptions,
-  type RunRolloutsOptions,
-};
-
 interface RetrievalJob {
   query: string;
   k: number;

@@ -1,14 +1,16 @@
 // Public API of src/rollout (re-exported by src/index.ts).
 export {
   RolloutEngine,
-  ROLLOUT_DEFAULTS,
-  UPSTREAM_UNKNOWN_ANSWER,
   createRolloutEngine,
   defaultRolloutConcurrency,
   runRollouts,
   runTrajectory,
   stopOverhang,
   upstreamPredAnswer,
+} from "./engine.js";
+export {
+  ROLLOUT_DEFAULTS,
+  UPSTREAM_UNKNOWN_ANSWER,
   type RolloutBatchingOptions,
   type RolloutEngineOptions,
   type RolloutItem,
@@ -16,7 +18,7 @@ export {
   type RolloutRetryOptions,
   type RunOneOptions,
   type RunRolloutsOptions,
-} from "./engine.js";
+} from "./options.js";
 export {
   CHAT_NO_TOKEN_IDS_WARNING,
   MAX_TOOL_ERROR_TURNS,
