@@ -115,3 +115,34 @@ describe("recall practice (pretrain.mainRecall)", () => {
     expect(m.counts["prior:main:plus:recall"]).toBeUndefined();
   });
 });
+
+describe("multi-hop prior of some question kinds only (pretrain.priorMultiKinds)", () => {
+  const plus = getProtocol("r1-searcher-plus");
+  const r1 = getProtocol("r1-searcher");
+  const noBackground = { facts: 0, qa: 0, chains: 0, priorSingle: 0, priorMulti: 0 };
+  const mix = async (priorMultiKinds?: Array<"bridge" | "comparison" | "compositional">) => {
+    const cfg = quickstartConfig("micro", 2, {
+      pretrain: {
+        epochs: 3,
+        mainRecall: 0,
+        mainPriorSingle: 0,
+        mainPriorMulti: 5,
+        background: noBackground,
+        priorMultiKinds,
+      },
+    });
+    const world = generateWorld(worldConfig(cfg.world.preset, cfg.seed, cfg.world.overrides));
+    const m = await buildPretrainMix(cfg, world, { r1, plus }, quickstartPrompts(cfg, r1, plus), new Map(), () => "/x");
+    const kindOf = new Map(world.questions.map((q) => [q.idx, q.metadata.kind]));
+    return { m, kinds: new Set(m.seenTrainQuestions.map((i) => kindOf.get(i))) };
+  };
+
+  it("shows only the named kinds; by default every multi-hop kind", async () => {
+    const all = await mix();
+    expect(all.kinds.size).toBeGreaterThan(1);
+    const only = await mix(["comparison"]);
+    expect([...only.kinds]).toEqual(["comparison"]);
+    expect(only.m.counts["prior:main:r1:multi"]).toBe(15);
+    expect(only.m.counts["prior:main:pool:multi"]).toBeLessThan(all.m.counts["prior:main:pool:multi"]!);
+  });
+});

@@ -241,8 +241,10 @@ export async function buildPretrainMix(
   const singlePool = world.facts
     .filter((f) => okFact(f.id) && f.passages.every((id) => safePage.has(id)))
     .map((f) => singleHopWorldQuestion(f));
+  const multiKinds = cfg.pretrain.priorMultiKinds;
+  const multiKindOk = (q: WorldQuestion) => !multiKinds || (multiKinds as string[]).includes(q.metadata.kind);
   const multiPool = world.questions.filter(
-    (q) => q.metadata.split === "train" && q.metadata.hops > 1 && q.metadata.steps.every(safeStep),
+    (q) => q.metadata.split === "train" && q.metadata.hops > 1 && multiKindOk(q) && q.metadata.steps.every(safeStep),
   );
   // every pass takes the next examples of a fixed shuffle of the pool (all of it is seen once before any repeats)
   const rotate = <T>(pool: T[], n: number, pass: number, salt: string): T[] => {
@@ -329,7 +331,9 @@ export async function buildPretrainMix(
     const docs = (q: string): Passage[] => results.get(q) ?? [];
     // in "internal" mode every background name is unfamiliar, so its R1-Searcher++ examples search every fact
     const bgMode: IdealMode | undefined = internalOnly ? "search-all" : undefined;
-    const bgMulti = rng.shuffle(bg.questions.filter((q) => q.metadata.hops > 1 && !namesMain(q.question)));
+    const bgMulti = rng.shuffle(
+      bg.questions.filter((q) => q.metadata.hops > 1 && multiKindOk(q) && !namesMain(q.question)),
+    );
     for (const key of ["r1", "plus"] as const) {
       const protocol = protocols[key];
       if (bgc.priorSingle > 0) {

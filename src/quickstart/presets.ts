@@ -114,6 +114,15 @@ export const QuickstartConfigSchema = z
         mainPriorSingle: nonNegInt.default(0),
         mainPriorMulti: nonNegInt.default(0),
         /**
+         * Which kinds of multi-hop questions the multi-hop protocol-prior examples (main and background worlds) show.
+         * Default all; `["comparison"]` shows two independent searches only, never a bridge (a query built from a
+         * retrieved fact), so the pre-trained model knows the search format but RL has to find the chained search.
+         */
+        priorMultiKinds: z
+          .array(z.enum(["bridge", "comparison", "compositional"]))
+          .min(1)
+          .optional(),
+        /**
          * Include the world's no-search reasoning chains of train questions whose facts are all internal. Off by
          * default: they teach the answers of those train questions, which would inflate the RL reward of answering
          * from memory; the background worlds' chains show the same reasoning format.
