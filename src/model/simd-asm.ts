@@ -104,6 +104,16 @@ export class Fn {
     this.code.push(0x0b, 0x0b);
     return this;
   }
+  /** `for (v = 0; v < end; v += 16) body()`: the kernels' loop over a row's bytes, one v128 per step. */
+  vecLoop(v: number, end: number, body: () => void): this {
+    this.i32(0).set(v);
+    return this.loop(() => {
+      this.get(v).get(end).op(0x4f /* i32.ge_u */).brIf(1);
+      body();
+      this.get(v).i32(16).op(0x6a /* i32.add */).set(v);
+      this.br(0);
+    });
+  }
   br(depth: number): this {
     this.code.push(0x0c);
     uleb(depth, this.code);

@@ -69,15 +69,11 @@ function buildAttn1(): Fn {
   f.loop(() => {
     f.get(j).get(len).op(OP.i32geu).brIf(1);
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowBytes, () => {
       f.get(acc);
       f.get(q).get(e).op(OP.i32add).v128load();
       f.get(kp).get(e).op(OP.i32add).v128load();
       f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     emitHsum(f, acc);
     f.set(s);
@@ -90,27 +86,19 @@ function buildAttn1(): Fn {
   // Pad the scores to a multiple of 4 with a huge negative value, then exp(sc - m) in place and sum.
   emitExpScores(f, { sc, len, j, m, sum, acc, tv, nv, w });
   // out = 0; out += (sc_j / sum) * v_j
-  f.i32(0).set(e);
-  f.loop(() => {
-    f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+  f.vecLoop(e, rowBytes, () => {
     f.get(out).get(e).op(OP.i32add).f32(0).simd(SX.f32x4splat).v128store();
-    f.get(e).i32(16).op(OP.i32add).set(e);
-    f.br(0);
   });
   f.f32(1).get(sum).op(OP.f32div).set(s);
   f.i32(0).set(j).get(v).set(kp);
   f.loop(() => {
     f.get(j).get(len).op(OP.i32geu).brIf(1);
     f.get(sc).get(j).i32(2).op(OP.i32shl).op(OP.i32add).f32load().get(s).op(OP.f32mul).simd(SX.f32x4splat).set(w);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowBytes).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowBytes, () => {
       f.get(out).get(e).op(OP.i32add);
       f.get(out).get(e).op(OP.i32add).v128load();
       f.get(kp).get(e).op(OP.i32add).v128load().get(w).simd(SX.f32x4mul);
       f.simd(SX.f32x4add).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(kp).get(rowBytes).op(OP.i32add).set(kp);
     f.get(j).i32(1).op(OP.i32add).set(j);
@@ -135,9 +123,7 @@ function buildSwiglu(): Fn {
   f.i32(0).set(r).get(gu).set(g).get(act).set(a);
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(fb).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, fb, () => {
       f.get(a).get(e).op(OP.i32add);
       f.get(g).get(e).op(OP.i32add).v128load().set(x);
       // silu(x) = x / (1 + exp(-x))
@@ -147,8 +133,6 @@ function buildSwiglu(): Fn {
       f.f32(1).simd(SX.f32x4splat).simd(SX.f32x4add).simd(SX.f32x4div);
       f.get(g).get(e).op(OP.i32add).get(fb).op(OP.i32add).v128load().simd(SX.f32x4mul);
       f.v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(g).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(g);
     f.get(a).get(fb).op(OP.i32add).set(a);
@@ -180,9 +164,7 @@ function buildSwigluBack(): Fn {
   f.i32(0).set(r).get(gu).set(g).get(dact).set(da).get(dgu).set(dg);
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(fb).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, fb, () => {
       f.get(g).get(e).op(OP.i32add).v128load().set(x);
       f.get(g).get(e).op(OP.i32add).get(fb).op(OP.i32add).v128load().set(up);
       f.get(da).get(e).op(OP.i32add).v128load().set(d);
@@ -199,8 +181,6 @@ function buildSwigluBack(): Fn {
       // dup = d * x * sg
       f.get(dg).get(e).op(OP.i32add).get(fb).op(OP.i32add);
       f.get(d).get(x).simd(SX.f32x4mul).get(sg).simd(SX.f32x4mul).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(g).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(g);
     f.get(dg).get(fb).op(OP.i32add).get(fb).op(OP.i32add).set(dg);
@@ -325,13 +305,9 @@ function buildDot(): Fn {
   const acc = f.local(V128);
   f.get(n).i32(2).op(OP.i32shl).set(end);
   f.f32(0).simd(SX.f32x4splat).set(acc);
-  f.i32(0).set(e);
-  f.loop(() => {
-    f.get(e).get(end).op(OP.i32geu).brIf(1);
+  f.vecLoop(e, end, () => {
     f.get(acc).get(a).get(e).op(OP.i32add).v128load().get(b).get(e).op(OP.i32add).v128load();
     f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
-    f.get(e).i32(16).op(OP.i32add).set(e);
-    f.br(0);
   });
   emitHsum(f, acc);
   return f;
@@ -346,13 +322,9 @@ function buildScale(): Fn {
   const kv = f.local(V128);
   f.get(n).i32(2).op(OP.i32shl).set(end);
   f.get(k).simd(SX.f32x4splat).set(kv);
-  f.i32(0).set(e);
-  f.loop(() => {
-    f.get(e).get(end).op(OP.i32geu).brIf(1);
+  f.vecLoop(e, end, () => {
     f.get(a).get(e).op(OP.i32add);
     f.get(a).get(e).op(OP.i32add).v128load().get(kv).simd(SX.f32x4mul).v128store();
-    f.get(e).i32(16).op(OP.i32add).set(e);
-    f.br(0);
   });
   return f;
 }
@@ -376,9 +348,7 @@ function buildAdamw(): Fn {
   f.get(ibc).simd(SX.f32x4splat).set(vibc);
   f.get(eps).simd(SX.f32x4splat).set(veps);
   f.get(dec).simd(SX.f32x4splat).set(vdec);
-  f.i32(0).set(e);
-  f.loop(() => {
-    f.get(e).get(end).op(OP.i32geu).brIf(1);
+  f.vecLoop(e, end, () => {
     f.get(g).get(e).op(OP.i32add).v128load().set(gi);
     // m
     f.get(vb1).get(m).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
@@ -394,8 +364,6 @@ function buildAdamw(): Fn {
     f.get(vst).get(mi).simd(SX.f32x4mul);
     f.get(vi).simd(SX.f32x4sqrt).get(vibc).simd(SX.f32x4mul).get(veps).simd(SX.f32x4add);
     f.simd(SX.f32x4div).simd(SX.f32x4sub).v128store();
-    f.get(e).i32(16).op(OP.i32add).set(e);
-    f.br(0);
   });
   return f;
 }
@@ -419,25 +387,17 @@ function buildSoftmaxBwd(): Fn {
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(acc).get(pp).get(e).op(OP.i32add).v128load().get(dd).get(e).op(OP.i32add).v128load();
       f.simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     emitHsum(f, acc);
     f.simd(SX.f32x4splat).set(dv);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(dd).get(e).op(OP.i32add);
       f.get(pp).get(e).op(OP.i32add).v128load();
       f.get(dd).get(e).op(OP.i32add).v128load().get(dv).simd(SX.f32x4sub);
       f.simd(SX.f32x4mul).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(pp).get(rowB).op(OP.i32add).set(pp);
     f.get(dd).get(rowB).op(OP.i32add).set(dd);
@@ -471,9 +431,7 @@ function buildRope(): Fn {
   f.i32(0).set(r);
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(dp).get(e).op(OP.i32add);
       f.get(sp).get(e).op(OP.i32add).v128load().tee(x);
       f.get(cp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
@@ -482,8 +440,6 @@ function buildRope(): Fn {
         .simd(0x0d, ...swap);
       f.get(spn).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
       f.simd(SX.f32x4add).get(sc).simd(SX.f32x4mul).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(sp).get(srcStride).op(OP.i32add).set(sp);
     f.get(dp).get(dstStride).op(OP.i32add).set(dp);
@@ -598,27 +554,19 @@ function buildRmsnorm(): Fn {
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(xp).get(e).op(OP.i32add).v128load().tee(v);
       f.get(v).simd(SX.f32x4mul).get(acc).simd(SX.f32x4add).set(acc);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.f32(1);
     emitHsum(f, acc);
     f.get(d).op(OP.f32convertI32s).op(OP.f32div).get(eps).op(OP.f32add).op(OP.f32sqrt).op(OP.f32div).set(s);
     f.get(rp).get(s).f32store();
     f.get(s).simd(SX.f32x4splat).set(sv);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(yp).get(e).op(OP.i32add);
       f.get(xp).get(e).op(OP.i32add).v128load().get(sv).simd(SX.f32x4mul);
       f.get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(xp).get(rowB).op(OP.i32add).set(xp);
     f.get(yp).get(rowB).op(OP.i32add).set(yp);
@@ -656,9 +604,7 @@ function buildRmsnormBack(): Fn {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
     f.get(rp).f32load().tee(s).simd(SX.f32x4splat).set(sv);
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(dyp).get(e).op(OP.i32add).v128load().set(dyv);
       f.get(xp).get(e).op(OP.i32add).v128load().set(xv);
       f.get(dyv).get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).get(xv).simd(SX.f32x4mul);
@@ -666,16 +612,12 @@ function buildRmsnormBack(): Fn {
       f.get(dg).get(e).op(OP.i32add);
       f.get(dg).get(e).op(OP.i32add).v128load();
       f.get(dyv).get(xv).simd(SX.f32x4mul).get(sv).simd(SX.f32x4mul).simd(SX.f32x4add).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     // k = s^3 * dot / d
     f.get(s).get(s).op(OP.f32mul).get(s).op(OP.f32mul);
     emitHsum(f, acc);
     f.op(OP.f32mul).get(d).op(OP.f32convertI32s).op(OP.f32div).simd(SX.f32x4splat).set(kv);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(rowB).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, rowB, () => {
       f.get(sv).get(dyp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
       f.get(g).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul);
       f.get(xp).get(e).op(OP.i32add).v128load().get(kv).simd(SX.f32x4mul).simd(SX.f32x4sub).set(dyv);
@@ -683,8 +625,6 @@ function buildRmsnormBack(): Fn {
       f.get(dxp).get(e).op(OP.i32add).v128load().get(dyv).simd(SX.f32x4add).set(dyv);
       f.op(OP.end);
       f.get(dxp).get(e).op(OP.i32add).get(dyv).v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(dyp).get(rowB).op(OP.i32add).set(dyp);
     f.get(xp).get(rowB).op(OP.i32add).set(xp);
@@ -708,12 +648,8 @@ function buildCopyRows(): Fn {
   f.i32(0).set(r);
   f.loop(() => {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(bytes).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, bytes, () => {
       f.get(dp).get(e).op(OP.i32add).get(sp).get(e).op(OP.i32add).v128load().v128store();
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(sp).get(srcStride).op(OP.i32add).set(sp);
     f.get(dp).get(dstStride).op(OP.i32add).set(dp);
@@ -750,42 +686,30 @@ function buildLogsoftmaxRows(): Fn {
     f.get(r).get(rows).op(OP.i32geu).brIf(1);
     // max
     f.f32(-3.4e38).simd(SX.f32x4splat).set(mx);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, vb, () => {
       f.get(mx).get(zp).get(e).op(OP.i32add).v128load().simd(SX.f32x4max).set(mx);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(mx).simd(SX.f32x4extract, 0).get(mx).simd(SX.f32x4extract, 1).op(OP.f32max);
     f.get(mx).simd(SX.f32x4extract, 2).op(OP.f32max).get(mx).simd(SX.f32x4extract, 3).op(OP.f32max).set(m);
     f.get(m).simd(SX.f32x4splat).set(mx);
     // p = exp(z - max), sum
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, vb, () => {
       f.get(zp).get(e).op(OP.i32add).v128load().get(mx).simd(SX.f32x4sub);
       emitExp(f, t, nn);
       f.set(x);
       f.get(pp).get(e).op(OP.i32add).get(x).v128store();
       f.get(acc).get(x).simd(SX.f32x4add).set(acc);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     emitHsum(f, acc);
     f.set(sum);
     // normalise, sum of p * z
     f.f32(1).get(sum).op(OP.f32div).simd(SX.f32x4splat).set(mx);
     f.f32(0).simd(SX.f32x4splat).set(acc);
-    f.i32(0).set(e);
-    f.loop(() => {
-      f.get(e).get(vb).op(OP.i32geu).brIf(1);
+    f.vecLoop(e, vb, () => {
       f.get(pp).get(e).op(OP.i32add).v128load().get(mx).simd(SX.f32x4mul).set(x);
       f.get(pp).get(e).op(OP.i32add).get(x).v128store();
       f.get(acc).get(x).get(zp).get(e).op(OP.i32add).v128load().simd(SX.f32x4mul).simd(SX.f32x4add).set(acc);
-      f.get(e).i32(16).op(OP.i32add).set(e);
-      f.br(0);
     });
     f.get(sp).get(m).f32store();
     f.get(sp).get(sum).f32store(4);
